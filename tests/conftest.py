@@ -1,0 +1,153 @@
+"""Shared fixtures: a small sales organisation with named personas.
+
+    vera (VP, manager role)
+    ├── maya (manager, team East) ── ravi (rep), rita (rep)
+    └── omar (manager, team West) ── owen (rep)
+    ada (admin), eli (exec), dana (delivery)
+
+"Another team's manager" for ravi is omar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.utils import timezone
+
+from truepipe.accounts import services as account_services
+from truepipe.core.models import Via
+from truepipe.people.models import Role
+from truepipe.people.services import create_person
+from truepipe.pipeline import services as pipeline_services
+from truepipe.pipeline.models import Stage
+
+PASSWORD = "correct-horse-battery"
+
+
+def pytest_configure(config):
+    # Under CI the PostgreSQL run must not silently fall back to SQLite.
+    url = os.environ.get("TRUEPIPE_DATABASE_URL", "")
+    if os.environ.get("CI") and url.startswith("postgres"):
+        import psycopg
+
+        try:
+            psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), connect_timeout=5).close()
+        except Exception as exc:  # noqa: BLE001 - any failure means the run cannot be trusted
+            raise pytest.UsageError(
+                f"PostgreSQL at TRUEPIPE_DATABASE_URL is unreachable under CI: {exc}"
+            ) from exc
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def stage(name: str) -> Stage:
+    return Stage.objects.get(name=name)
+
+
+@pytest.fixture
+def org(db):
+    """The personas, an account per team and a few deals; everything via the service layer."""
+    vera = create_person(None, username="vera", full_name="Vera Vance", role=Role.MANAGER, password=PASSWORD)
+    maya = create_person(
+        None,
+        username="maya",
+        full_name="Maya Moss",
+        role=Role.MANAGER,
+        manager=vera,
+        team="East",
+        password=PASSWORD,
+    )
+    omar = create_person(
+        None,
+        username="omar",
+        full_name="Omar Ortiz",
+        role=Role.MANAGER,
+        manager=vera,
+        team="West",
+        password=PASSWORD,
+    )
+    ravi = create_person(
+        None,
+        username="ravi",
+        email="ravi@truepipe.test",
+        full_name="Ravi Rao",
+        role=Role.REP,
+        manager=maya,
+        team="East",
+        password=PASSWORD,
+    )
+    rita = create_person(
+        None,
+        username="rita",
+        full_name="Rita Reyes",
+        role=Role.REP,
+        manager=maya,
+        team="East",
+        password=PASSWORD,
+    )
+    owen = create_person(
+        None,
+        username="owen",
+        full_name="Owen Oak",
+        role=Role.REP,
+        manager=omar,
+        team="West",
+        password=PASSWORD,
+    )
+    ada = create_person(None, username="ada", full_name="Ada Admin", role=Role.ADMIN, password=PASSWORD)
+    eli = create_person(None, username="eli", full_name="Eli Exec", role=Role.EXEC, password=PASSWORD)
+    dana = create_person(
+        None, username="dana", full_name="Dana Delivery", role=Role.DELIVERY, password=PASSWORD
+    )
+
+    acme = account_services.create_account(ravi, name="Acme Corp", domains=["acme.example"], via=Via.FORM)
+    globex = account_services.create_account(owen, name="Globex", domains=["globex.example"], via=Via.FORM)
+    close = timezone.localdate() + dt.timedelta(days=30)
+    ravi_open = pipeline_services.create_opportunity(
+        ravi,
+        name="Acme renewal",
+        account=acme,
+        stage=stage("Proposal"),
+        amount=Decimal("48000"),
+        close_date=close,
+        via=Via.FORM,
+    )
+    ravi_won = pipeline_services.create_opportunity(
+        ravi,
+        name="Acme expansion",
+        account=acme,
+        stage=stage("Won"),
+        amount=Decimal("120000"),
+        close_date=timezone.localdate(),
+        via=Via.FORM,
+    )
+    owen_open = pipeline_services.create_opportunity(
+        owen,
+        name="Globex pilot",
+        account=globex,
+        stage=stage("Qualification"),
+        via=Via.FORM,
+    )
+    return SimpleNamespace(
+        vera=vera,
+        maya=maya,
+        omar=omar,
+        ravi=ravi,
+        rita=rita,
+        owen=owen,
+        ada=ada,
+        eli=eli,
+        dana=dana,
+        acme=acme,
+        globex=globex,
+        ravi_open=ravi_open,
+        ravi_won=ravi_won,
+        owen_open=owen_open,
+    )

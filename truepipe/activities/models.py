@@ -1,0 +1,71 @@
+"""Activities: calls, e-mails, meetings, notes and tasks."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from truepipe.accounts.models import Account, Contact
+from truepipe.pipeline.models import Opportunity
+
+
+class ActivityKind(models.TextChoices):
+    CALL = "call", "Call"
+    EMAIL = "email", "E-mail"
+    MEETING = "meeting", "Meeting"
+    NOTE = "note", "Note"
+    TASK = "task", "Task"
+
+
+# Kinds that count as touching the customer (the engine's customer-touch clock).
+CUSTOMER_TOUCH_KINDS = (ActivityKind.CALL, ActivityKind.EMAIL, ActivityKind.MEETING)
+
+
+class ActivitySource(models.TextChoices):
+    MANUAL = "manual", "Logged by hand"
+    EMAIL = "email", "E-mail capture"
+    CALENDAR = "calendar", "Calendar capture"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+
+
+class Activity(models.Model):
+    """Something that happened with a customer, and when it reached the CRM.
+
+    `occurred_at` is when it happened, `logged_at` when it was recorded; the gap
+    is the logging lag that the discipline engine measures.
+    """
+
+    kind = models.CharField(max_length=16, choices=ActivityKind.choices)
+    occurred_at = models.DateTimeField()
+    logged_at = models.DateTimeField(default=timezone.now)
+    subject = models.CharField(max_length=255)
+    body = models.TextField(blank=True)
+    source = models.CharField(max_length=16, choices=ActivitySource.choices, default=ActivitySource.MANUAL)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities")
+    opportunity = models.ForeignKey(
+        Opportunity, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+    participants = models.ManyToManyField(Contact, blank=True, related_name="activities")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # Deal timeline, and MAX(occurred_at) per deal for the stale clocks.
+            models.Index(fields=["opportunity", "occurred_at"]),
+            models.Index(fields=["account", "occurred_at"]),
+            models.Index(fields=["owner", "occurred_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"
+
+    @property
+    def logging_lag(self):
+        return self.logged_at - self.occurred_at

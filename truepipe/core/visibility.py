@@ -1,0 +1,153 @@
+"""Who may see and change what. The only place that decides it.
+
+Every read of accounts, contacts, opportunities and activities, from a page,
+the API, search, export or a report, starts from `visible(user, Model)`;
+every write asks `can_change(user, obj)` (through the service layer).
+
+Roles:
+- rep: their own records (and accounts/contacts tied to their own deals);
+- manager: everything owned by anyone in their reporting subtree, any depth;
+- exec: reads everything, changes nothing;
+- admin: reads and changes everything;
+- delivery: reads won opportunities, their accounts, contacts and activities;
+- anonymous or no profile: nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+
+from truepipe.accounts.models import Account, Contact
+from truepipe.activities.models import Activity
+from truepipe.people.models import Role, SalesProfile
+from truepipe.pipeline.models import Opportunity, StageKind
+
+M = TypeVar("M", bound=Model)
+Action = Literal["view", "change"]
+
+
+def role_of(user) -> str | None:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    profile = getattr(user, "_profile_cache", None)
+    if profile is None:
+        try:
+            profile = user.profile
+        except SalesProfile.DoesNotExist:
+            return None
+        user._profile_cache = profile
+    return profile.role
+
+
+def _owner_q(user, field: str) -> Q:
+    """Records whose `field` (a user FK path) is this user or, for a manager, anyone below."""
+    role = role_of(user)
+    if role == Role.MANAGER:
+        path = user.profile.path or f"/{user.pk}/"
+        return Q(**{f"{field}__profile__path__startswith": path})
+    return Q(**{field: user.pk})
+
+
+def _won_opportunities() -> QuerySet[Opportunity]:
+    return Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.WON)
+
+
+def visible(user, model: type[M], action: Action = "view") -> QuerySet[M]:
+    """The queryset of `model` rows that `user` may view (or change)."""
+    qs: QuerySet = model._default_manager.all()
+    if hasattr(model, "deleted_at"):
+        qs = qs.filter(deleted_at__isnull=True)
+    role = role_of(user)
+    if role is None:
+        return qs.none()
+    if role == Role.ADMIN:
+        return qs
+    if role == Role.EXEC:
+        return qs if action == "view" else qs.none()
+    if role == Role.DELIVERY:
+        if action != "view":
+            return qs.none()
+        won = _won_opportunities()
+        if model is Opportunity:
+            return qs.filter(stage__kind=StageKind.WON)
+        if model is Account:
+            return qs.filter(Exists(won.filter(account=OuterRef("pk"))))
+        if model is Contact:
+            return qs.filter(Exists(won.filter(account=OuterRef("account_id"))))
+        if model is Activity:
+            return qs.filter(Exists(won.filter(pk=OuterRef("opportunity_id"))))
+        return qs.none()
+
+    # Rep and manager: ownership along the reporting line.
+    if model is Opportunity:
+        return qs.filter(_owner_q(user, "owner"))
+    if model is Account:
+        if action == "change":
+            return qs.filter(_owner_q(user, "owner"))
+        deals = Opportunity.objects.filter(deleted_at__isnull=True).filter(_owner_q(user, "owner"))
+        return qs.filter(_owner_q(user, "owner") | Exists(deals.filter(account=OuterRef("pk"))))
+    if model is Contact:
+        if action == "change":
+            return qs.filter(_owner_q(user, "owner"))
+        deals = Opportunity.objects.filter(deleted_at__isnull=True).filter(_owner_q(user, "owner"))
+        owned_accounts = Account.objects.filter(_owner_q(user, "owner"))
+        return qs.filter(
+            _owner_q(user, "owner")
+            | Exists(owned_accounts.filter(pk=OuterRef("account_id")))
+            | Exists(deals.filter(account=OuterRef("account_id")))
+        )
+    if model is Activity:
+        if action == "change":
+            return qs.filter(_owner_q(user, "owner"))
+        deals = Opportunity.objects.filter(_owner_q(user, "owner"))
+        return qs.filter(_owner_q(user, "owner") | Exists(deals.filter(pk=OuterRef("opportunity_id"))))
+    return qs.none()
+
+
+def can_view(user, obj: Model) -> bool:
+    return visible(user, type(obj)).filter(pk=obj.pk).exists()
+
+
+def can_change(user, obj: Model) -> bool:
+    return visible(user, type(obj), "change").filter(pk=obj.pk).exists()
+
+
+def can_create(user) -> bool:
+    """Reps, managers and admins create records; exec and delivery only read."""
+    return role_of(user) in {Role.REP, Role.MANAGER, Role.ADMIN}
+
+
+def assignable_owners(user) -> QuerySet:
+    """The users this user may make the owner of a record: themselves, their subtree, or anyone (admin)."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    qs = User.objects.filter(is_active=True, profile__isnull=False)
+    role = role_of(user)
+    if role == Role.ADMIN:
+        return qs
+    if role == Role.MANAGER:
+        return qs.filter(profile__path__startswith=user.profile.path or f"/{user.pk}/")
+    if role == Role.REP:
+        return qs.filter(pk=user.pk)
+    return qs.none()
+
+
+def visible_users(user) -> QuerySet:
+    """People this user may see in lists and filters (same reach as their records)."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    qs = User.objects.filter(profile__isnull=False)
+    role = role_of(user)
+    if role is None:
+        return qs.none()
+    if role in {Role.ADMIN, Role.EXEC, Role.DELIVERY}:
+        return qs
+    if role == Role.MANAGER:
+        return qs.filter(profile__path__startswith=user.profile.path or f"/{user.pk}/")
+    return qs.filter(pk=user.pk)
