@@ -114,14 +114,11 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def stage_effects(stage: Stage, at: datetime, forecast_category: str | None) -> dict[str, Any]:
-    """What entering `stage` does to the closing stamp and the forecast category."""
+def stage_effects(stage: Stage, at: datetime, explicit_category: str | None) -> dict[str, Any]:
+    """What entering `stage` does: the closing stamp, and the stage's forecast category
+    unless the writer chose one for an open stage in the same write."""
     if stage.kind == StageKind.OPEN:
-        closed = forecast_category in (ForecastCategory.CLOSED, ForecastCategory.OMITTED, None, "")
-        return {
-            "closed_at": None,
-            "forecast_category": stage.forecast_category if closed else forecast_category,
-        }
+        return {"closed_at": None, "forecast_category": explicit_category or stage.forecast_category}
     category = ForecastCategory.CLOSED if stage.kind == StageKind.WON else ForecastCategory.OMITTED
     return {"closed_at": at, "forecast_category": category}
 
@@ -243,7 +240,7 @@ def update_opportunity(
         if not overridden:
             derived["probability"] = stage.probability
         if entering:
-            derived.update(stage_effects(stage, at, values.get("forecast_category", opp.forecast_category)))
+            derived.update(stage_effects(stage, at, values.get("forecast_category")))
         for name, value in derived.items():
             if name != "closed_at" and name not in changed and getattr(opp, name) != value:
                 changed[name] = (getattr(opp, name), value)
