@@ -102,3 +102,8 @@ def test_the_database_url_selects_postgresql_or_a_tuned_sqlite(monkeypatch, tmp_
     monkeypatch.setenv("TRUEPIPE_DATABASE_URL", "nonsense://")
     with pytest.raises(ImproperlyConfigured):
         truepipe_settings.database_config()
+
+
+def test_the_health_endpoint_reports_the_database(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
