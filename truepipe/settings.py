@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Only for its bundled Swagger UI templates and static files: /api/v1/docs works offline.
+    "ninja",
     "truepipe.core",
     "truepipe.people",
     "truepipe.accounts",
@@ -162,6 +164,13 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("TRUEPIPE_STATIC_ROOT") or (TRUEPIPE_HOME / "static"))
+# WhiteNoise scans STATIC_ROOT at start-up and warns when it is missing (before collectstatic).
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only install: WhiteNoise falls back to the finders below
+    pass
+# Project-wide assets (htmx) live in truepipe/static, outside any app's static directory.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -340,3 +341,25 @@ def delete_contact(
                 obj.deleted_at,
             )
         )
+
+
+def link_external_ids(kind: str, links: Iterable[tuple[str, str, int]]) -> None:
+    """Record (system, value, object_id) ids from another system so a re-import finds the rows.
+
+    Shared by every importing service (accounts, contacts, opportunities, activities, people).
+    """
+    from truepipe.core.models import ExternalId
+    from truepipe.pipeline.services import insert_rows
+
+    rows = [{"kind": kind, "system": system, "value": value, "object_id": pk} for system, value, pk in links]
+    insert_rows(ExternalId, rows, returning=False)
+
+
+def external_id_map(kind: str, systems: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
+    """{(system, value): object_id} for every external id of `kind`, for lookups without per-row queries."""
+    from truepipe.core.models import ExternalId
+
+    qs = ExternalId.objects.filter(kind=kind)
+    if systems is not None:
+        qs = qs.filter(system__in=list(systems))
+    return {(system, value): pk for system, value, pk in qs.values_list("system", "value", "object_id")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -12,7 +14,7 @@ from django.utils import timezone
 
 from truepipe.core.errors import InvalidInput, NotAllowed
 from truepipe.core.visibility import role_of
-from truepipe.people.models import ApiToken, Role, SalesProfile, Team, hash_token
+from truepipe.people.models import ApiToken, Quota, Role, SalesProfile, Team, hash_token
 
 User = get_user_model()
 
@@ -45,11 +47,16 @@ def create_person(
     manager=None,
     team: Team | str | None = None,
     password: str | None = None,
+    password_hash: str | None = None,
     time_zone: str = "UTC",
     title: str = "",
     **extra: Any,
 ):
-    """Create a user with a sales profile in one step."""
+    """Create a user with a sales profile in one step.
+
+    `password_hash` takes a value already made by django.contrib.auth.hashers.make_password
+    (a user import, or the demo, which hashes its one shared password once instead of per user).
+    """
     _require_admin(actor)
     username = (username or "").strip()
     if not username:
@@ -73,6 +80,8 @@ def create_person(
         )
         if password:
             user.set_password(password)
+        elif password_hash:
+            user.password = password_hash
         else:
             user.set_unusable_password()
         user.save()
@@ -136,6 +145,30 @@ def update_person(actor, user, changes: dict[str, Any]):
     if changes:
         raise InvalidInput(f"Unknown field(s): {', '.join(sorted(changes))}.")
     return user
+
+
+def set_quota(
+    actor, user, *, period_start: date, period_end: date, amount: Decimal | int | str, currency: str = ""
+) -> Quota:
+    """Set one person's target for one period, replacing the amount if that period has one already."""
+    from django.conf import settings
+
+    _require_admin(actor)
+    if period_end < period_start:
+        raise InvalidInput("A quota period must end after it starts.", fields={"period_end": "Before start."})
+    try:
+        value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"{amount!r} is not an amount.", fields={"amount": "Not a number."}) from None
+    if not value.is_finite() or value < 0 or value >= Decimal("1e14"):
+        raise InvalidInput("A quota is an amount of zero or more.", fields={"amount": "Out of range."})
+    quota, _ = Quota.objects.update_or_create(
+        user=user,
+        period_start=period_start,
+        period_end=period_end,
+        defaults={"amount": value, "currency": (currency or settings.TRUEPIPE_DEFAULT_CURRENCY).upper()},
+    )
+    return quota
 
 
 def create_token(actor, user, name: str = "default") -> tuple[ApiToken, str]:
