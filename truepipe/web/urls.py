@@ -1,9 +1,27 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import RedirectView
+
+from truepipe.web.views import accounts, activities, board, opportunities, pipeline, search
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", RedirectView.as_view(pattern_name="login"), name="pipeline"),
+    path("", pipeline.pipeline_list, name="pipeline"),
+    path("pipeline/bulk/", pipeline.bulk_action, name="pipeline-bulk"),
+    path("pipeline/export.csv", pipeline.export_csv, name="pipeline-export"),
+    path("export/<str:kind>.csv", pipeline.export_csv, name="export"),
+    path("board/", board.board, name="board"),
+    path("board/move/", board.move, name="board-move"),
+    path("opportunities/new/", opportunities.opportunity_new, name="opportunity-new"),
+    path("opportunities/<int:pk>/", opportunities.opportunity_detail, name="opportunity"),
+    path("log/", activities.log_touch, name="log"),
+    path("accounts/", accounts.account_list, name="accounts"),
+    path("accounts/new/", accounts.account_new, name="account-new"),
+    path("accounts/<int:pk>/", accounts.account_detail, name="account"),
+    path("accounts/<int:pk>/edit/", accounts.account_edit, name="account-edit"),
+    path("contacts/", accounts.contact_list, name="contacts"),
+    path("contacts/new/", accounts.contact_new, name="contact-new"),
+    path("contacts/<int:pk>/", accounts.contact_detail, name="contact"),
+    path("contacts/<int:pk>/edit/", accounts.contact_edit, name="contact-edit"),
+    path("search/", search.search, name="search"),
 ]

@@ -1,0 +1,1 @@
+"""The server-rendered pages. Thin: read through visibility, write through the services."""
