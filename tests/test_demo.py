@@ -1,0 +1,260 @@
+"""The demo organisation: its people are who the brief says, and their habits show in the data."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.db.models import F
+
+from truepipe.activities.models import Activity
+from truepipe.core.models import Via
+from truepipe.demo.generator import Generator, Options
+from truepipe.demo.stats import RepStats, rep_stats
+from truepipe.people.models import Quota, Role, SalesProfile
+from truepipe.pipeline.models import Opportunity, OpportunityChange, Stage
+
+TODAY = date(2026, 6, 30)
+SMALL = {"today": TODAY, "months": 4, "reps": 6, "accounts_per_rep": 6}
+
+User = get_user_model()
+
+
+def generate(seed: int = 42, **size):
+    return Generator(Options(seed=seed, **{**SMALL, **size})).run()
+
+
+@pytest.fixture(scope="class")
+def demo_once(django_db_setup, django_db_blocker):
+    """One generation shared by a class of read-only tests, rolled back when the class ends."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield generate()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def demo(demo_once, db):
+    return demo_once
+
+
+def stats_by_rep(since: date, until: date = TODAY) -> dict[str, RepStats]:
+    vp = User.objects.get(username="victoria")
+    return {row.username: row for row in rep_stats(vp, since, until)}
+
+
+def whole_window(demo) -> dict[str, RepStats]:
+    return stats_by_rep(demo.start)
+
+
+class TestTheDemoOrganisation:
+    """Read-only checks on one shared generation (6 reps, 4 months to 2026-06-30)."""
+
+    def test_the_rainmaker_logs_days_late_and_the_logger_within_the_hour(self, demo):
+        reps = whole_window(demo)
+        assert reps["rick"].median_lag_hours > 48
+        assert reps["lena"].median_lag_hours < 1
+        assert reps["rick"].median_lag_hours > 50 * reps["lena"].median_lag_hours
+
+    def test_the_rainmaker_logs_the_fewest_activities_and_the_logger_the_most(self, demo):
+        reps = whole_window(demo)
+        counts = {name: row.activities for name, row in reps.items()}
+        assert min(counts, key=counts.__getitem__) == "rick"
+        assert max(counts, key=counts.__getitem__) == "lena"
+
+    def test_the_rainmaker_has_the_top_attainment(self, demo):
+        reps = whole_window(demo)
+        attainment = {name: row.attainment for name, row in reps.items()}
+        assert max(attainment, key=attainment.__getitem__) == "rick"
+        assert attainment["rick"] > 120
+
+    def test_the_rainmakers_wins_surface_days_before_they_close(self, demo):
+        reps = whole_window(demo)
+        assert reps["rick"].surprise_share >= 50
+        others = [row.surprise_share or 0 for name, row in reps.items() if name != "rick"]
+        assert reps["rick"].surprise_share > max(others)
+        # Straight to Won: his surprise deals jump from an early stage to Won in one edit.
+        won = Stage.objects.get(name="Won")
+        early = {str(Stage.objects.get(name=name).pk) for name in ("Prospecting", "Qualification")}
+        jumps = OpportunityChange.objects.filter(
+            opportunity__owner__username="rick", field="stage", new_value=str(won.pk), old_value__in=early
+        )
+        assert jumps.exists()
+
+    def test_the_logger_has_the_lowest_win_rate_and_loses_in_late_stages(self, demo):
+        reps = whole_window(demo)
+        win_rates = {name: row.win_rate for name, row in reps.items() if row.win_rate is not None}
+        assert min(win_rates, key=win_rates.__getitem__) == "lena"
+        lost = str(Stage.objects.get(name="Lost").pk)
+        late = {str(Stage.objects.get(name=name).pk) for name in ("Proposal", "Negotiation")}
+        losses = list(
+            OpportunityChange.objects.filter(
+                opportunity__owner__username="lena", field="stage", new_value=lost
+            ).values_list("old_value", flat=True)
+        )
+        assert losses
+        assert sum(old in late for old in losses) / len(losses) > 0.6
+
+    def test_the_logger_fills_in_every_optional_field(self, demo):
+        deals = Opportunity.objects.filter(owner__username="lena", stage__kind="open")
+        assert deals.exists()
+        assert not deals.filter(next_step="").exists()
+        assert not deals.filter(next_step_date__isnull=True).exists()
+        assert not deals.filter(source="").exists()
+
+    def test_the_new_hire_logs_faster_in_the_last_weeks_than_in_the_first(self, demo):
+        first = stats_by_rep(demo.start, demo.start + timedelta(days=42))["noah"]
+        last = stats_by_rep(TODAY - timedelta(days=42), TODAY)["noah"]
+        assert first.median_lag_hours > 10
+        assert last.median_lag_hours < 3
+
+    def test_every_history_row_came_through_the_demo_path_with_the_rep_as_author(self, demo):
+        changes = OpportunityChange.objects.all()
+        assert changes.count() > 100
+        assert set(changes.values_list("via", flat=True)) == {Via.DEMO}
+        assert not changes.exclude(changed_by=F("opportunity__owner")).exists()
+
+    def test_history_carries_the_historic_moments_not_the_time_of_generation(self, demo):
+        latest = max(OpportunityChange.objects.values_list("changed_at", flat=True))
+        assert latest.date() <= TODAY
+        assert Opportunity.objects.filter(created_at__date__lt=TODAY - timedelta(days=90)).exists()
+        assert not Activity.objects.filter(logged_at__lt=F("occurred_at")).exists()
+
+    def test_activities_happen_on_weekdays_in_working_hours_of_the_reps_time_zone(self, demo):
+        from zoneinfo import ZoneInfo
+
+        for activity in Activity.objects.select_related("owner__profile")[:300]:
+            local = activity.occurred_at.astimezone(ZoneInfo(activity.owner.profile.time_zone))
+            assert local.weekday() < 5
+            assert 8 <= local.hour < 18
+
+    def test_every_rep_reports_up_to_the_vp_and_the_rainmaker_to_the_lenient_manager(self, demo):
+        vp = User.objects.get(username="victoria")
+        reps = SalesProfile.objects.filter(role=Role.REP).select_related("manager")
+        assert reps.count() == SMALL["reps"]
+        assert all(profile.path.startswith(vp.profile.path) for profile in reps)
+        assert all(profile.path.endswith(f"/{profile.manager_id}/{profile.user_id}/") for profile in reps)
+        assert reps.get(user__username="rick").manager.username == "maria"
+
+    def test_every_rep_has_a_quota_for_every_quarter_and_the_new_hire_ramps_up(self, demo):
+        quarters = {(q.period_start, q.period_end) for q in Quota.objects.all()}
+        assert len(quarters) == 2  # 2026-02-28..06-30 touches Q1 and Q2
+        assert Quota.objects.count() == len(quarters) * SMALL["reps"]
+        ramp = list(Quota.objects.filter(user__username="noah").values_list("amount", flat=True))
+        assert ramp == sorted(ramp) and ramp[0] < ramp[-1]
+
+
+def canonical_dump() -> str:
+    """The data as text, without primary keys (PostgreSQL does not roll sequences back)."""
+    lines = [
+        repr(row)
+        for row in Opportunity.objects.order_by("name", "created_at").values_list(
+            "name", "owner__username", "stage__name", "amount", "close_date", "created_at", "closed_at"
+        )
+    ]
+    lines += [
+        repr(row)
+        for row in OpportunityChange.objects.exclude(field__in=("account", "owner"))
+        .order_by("opportunity__name", "changed_at", "field")
+        .values_list("opportunity__name", "field", "old_value", "new_value", "changed_at")
+    ]
+    lines += [
+        repr(row)
+        for row in Activity.objects.order_by("occurred_at", "subject").values_list(
+            "owner__username", "kind", "occurred_at", "logged_at", "subject", "opportunity__name"
+        )
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def generate_and_dump(seed: int) -> str:
+    with transaction.atomic():
+        generate(seed, months=2, reps=5, accounts_per_rep=3)
+        dump = canonical_dump()
+        transaction.set_rollback(True)
+    return dump
+
+
+@pytest.mark.django_db
+def test_the_same_seed_gives_the_same_data_and_another_seed_other_data():
+    first = generate_and_dump(42)
+    assert not Opportunity.objects.exists()
+    assert generate_and_dump(42) == first
+    assert generate_and_dump(7) != first
+
+
+# --- The command ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_command_prints_the_summary_and_logins_and_a_second_run_only_serves_with_force():
+    out = StringIO()
+    call_command("demo", "--no-serve", "--today", "2026-06-30", "--months", "3", "--reps", "5", stdout=out)
+    text = out.getvalue()
+    assert "rainmaker" in text and "meticulous logger" in text
+    assert "victoria" in text and "password for everyone: demo" in text
+    rick = next(line for line in text.splitlines() if line.startswith("rick "))
+    assert "maria" in rick
+    with pytest.raises(CommandError, match="TRUEPIPE_HOME"):
+        call_command("demo", "--no-serve", stdout=StringIO())
+    deals = Opportunity.objects.count()
+    forced = StringIO()
+    call_command("demo", "--no-serve", "--force", "--today", "2026-06-30", "--months", "3", stdout=forced)
+    assert "adds nothing" in forced.getvalue()
+    assert rick in forced.getvalue()
+    assert Opportunity.objects.count() == deals
+
+
+@pytest.mark.django_db
+def test_the_command_explains_bad_options():
+    with pytest.raises(CommandError, match="--reps must be between"):
+        call_command("demo", "--no-serve", "--reps", "2", stdout=StringIO())
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("demo", "--no-serve", "--today", "yesterday", stdout=StringIO())
+    with pytest.raises(CommandError, match="HOST:PORT"):
+        call_command("demo", "--bind", "8000", stdout=StringIO())
+    assert not User.objects.exists()
+
+
+def start_cli(home: Path, hash_seed: str, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUEPIPE_")}
+    env.update(TRUEPIPE_HOME=str(home), PYTHONHASHSEED=hash_seed)
+    return subprocess.Popen(
+        [sys.executable, "-m", "truepipe.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    return process.returncode, out, err
+
+
+def test_the_installed_command_gives_identical_output_across_processes(tmp_path):
+    """Two fresh processes with different string hashing must still produce the same organisation."""
+    args = ("demo", "--no-serve", "--today", "2026-06-30", "--months", "2", "--reps", "5")
+    processes = [start_cli(tmp_path / "a", "1", *args), start_cli(tmp_path / "b", "2", *args)]
+    (first_code, first, first_err), (second_code, second, second_err) = map(finish, processes)
+    assert first_code == 0, first_err
+    assert second_code == 0, second_err
+
+    def summary(out: str) -> str:
+        return "\n".join(line for line in out.splitlines() if not line.startswith("Created "))
+
+    assert "rick" in summary(first)
+    assert summary(first) == summary(second)
