@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "truepipe.api",
     "truepipe.importer",
     "truepipe.demo",
+    "truepipe.hygiene",
 ]
 
 MIDDLEWARE = [

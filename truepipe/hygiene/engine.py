@@ -1,0 +1,427 @@
+"""Evaluation: run the policy's rules over the organisation (or a few deals) as of a moment.
+
+The engine builds one *state* relation, every deal's fields as of the moment
+plus its three clocks (last customer touch, last rep update, last progress)
+and its activity count, with a handful of set-based SQL statements: current
+values, overridden by the earliest later history row where the moment is in
+the past. Rules are SQL over that relation. Their findings are reconciled with
+the live violations: new failures open, failures that stopped hold resolve
+(state rules) or expire (event rules).
+
+Full evaluation materialises the state into a temporary table once; the
+incremental evaluation that follows each write uses the same SQL as a
+subquery restricted to the written deals, inside the write's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
+from truepipe.hygiene.models import EvaluationRun, Violation, ViolationStatus
+from truepipe.hygiene.policy import Policy, current_policy
+from truepipe.hygiene.rules import Finding, Rule
+
+STATE_TABLE = "hy_state"
+# Opportunity fields the state reconstructs from history, and how to read the stored text back.
+HISTORY_FIELDS: dict[str, str] = {
+    "owner": "int",
+    "stage": "int",
+    "amount": "num",
+    "close_date": "date",
+    "next_step": "text",
+    "next_step_date": "date",
+}
+PROGRESS_FIELDS = ("stage", "amount")
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The last moment of a day in the organisation's time zone: what `--as-of DAY` means."""
+    zone = timezone.get_default_timezone()
+    return dt.datetime.combine(day, dt.time.max).replace(tzinfo=zone)
+
+
+@dataclass
+class EvalContext:
+    as_of: dt.datetime
+    policy: Policy
+    opportunity_ids: list[int] | None = None
+    activity_ids: list[int] | None = None
+    state: str = STATE_TABLE
+    vendor: str = field(default_factory=lambda: connection.vendor)
+
+    @property
+    def day(self) -> dt.date:
+        return timezone.localtime(self.as_of).date()
+
+    @property
+    def full(self) -> bool:
+        return self.opportunity_ids is None and self.activity_ids is None
+
+    # SQL literals for values the engine itself computes (never user input).
+    def ts(self, value: dt.datetime) -> str:
+        if self.vendor == "sqlite":
+            return "'" + str(connection.ops.adapt_datetimefield_value(value)) + "'"
+        return f"CAST('{value.astimezone(dt.UTC).isoformat()}' AS TIMESTAMPTZ)"
+
+    def date(self, value: dt.date) -> str:
+        return f"'{value.isoformat()}'" if self.vendor == "sqlite" else f"CAST('{value.isoformat()}' AS DATE)"
+
+    def days_ago(self, days: float) -> str:
+        return self.ts(self.as_of - dt.timedelta(days=days))
+
+    def cast(self, expression: str, kind: str) -> str:
+        if kind == "int":
+            return (
+                f"CAST({expression} AS INTEGER)"
+                if self.vendor == "sqlite"
+                else f"CAST({expression} AS BIGINT)"
+            )
+        if kind == "num":
+            return f"CAST({expression} AS NUMERIC)"
+        if kind == "date":
+            return expression if self.vendor == "sqlite" else f"CAST({expression} AS DATE)"
+        return expression
+
+    def greatest(self, *expressions: str) -> str:
+        return ("MAX(" if self.vendor == "sqlite" else "GREATEST(") + ", ".join(expressions) + ")"
+
+    def ids(self, column: str, kind: str = "opportunity") -> str:
+        """`AND column IN (...)` when evaluating a few records, nothing for a full evaluation."""
+        ids = self.opportunity_ids if kind == "opportunity" else self.activity_ids
+        if ids is None:
+            return ""
+        return f" AND {column} IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})"
+
+    def sql(self, text: str) -> str:
+        return text.replace("{state}", self.state)
+
+    def cursor(self):
+        return connection.cursor()
+
+
+def _touch_kinds() -> str:
+    return ", ".join(f"'{kind}'" for kind in CUSTOMER_TOUCH_KINDS)
+
+
+def _history_after(ctx: EvalContext) -> bool:
+    """Whether any opportunity changed after the moment (if not, current values are the as-of values)."""
+    with ctx.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM pipeline_opportunitychange WHERE changed_at > {ctx.ts(ctx.as_of)}"
+            f"{ctx.ids('opportunity_id')} LIMIT 1"
+        )
+        return cursor.fetchone() is not None
+
+
+def state_sql(ctx: EvalContext) -> str:
+    """One SELECT giving every deal's as-of fields and clocks (see the module docstring)."""
+    at = ctx.ts(ctx.as_of)
+    columns = {
+        "owner": "o.owner_id",
+        "stage": "o.stage_id",
+        "amount": "o.amount",
+        "close_date": "o.close_date",
+        "next_step": "o.next_step",
+        "next_step_date": "o.next_step_date",
+    }
+    later_join = ""
+    if _history_after(ctx):
+        # The earliest change after the moment holds, as its old value, the value at the moment.
+        pivots = ", ".join(
+            f"MAX(CASE WHEN field = '{name}' THEN 1 END) AS {name}_c, "
+            f"MAX(CASE WHEN field = '{name}' THEN old_value END) AS {name}_v"
+            for name in HISTORY_FIELDS
+        )
+        fields = ", ".join(f"'{name}'" for name in HISTORY_FIELDS)
+        later_join = f"""
+            LEFT JOIN (
+                SELECT opportunity_id, {pivots} FROM (
+                    SELECT opportunity_id, field, old_value, ROW_NUMBER() OVER (
+                        PARTITION BY opportunity_id, field ORDER BY changed_at, id) AS rn
+                    FROM pipeline_opportunitychange
+                    WHERE changed_at > {at} AND field IN ({fields}){ctx.ids("opportunity_id")}
+                ) first_later WHERE rn = 1 GROUP BY opportunity_id
+            ) p ON p.opportunity_id = o.id"""
+        for name, kind in HISTORY_FIELDS.items():
+            value = ctx.cast(f"p.{name}_v", kind)
+            if kind == "text":
+                value = f"COALESCE(p.{name}_v, '')"
+            columns[name] = f"CASE WHEN p.{name}_c = 1 THEN {value} ELSE {columns[name]} END"
+    base = f"""
+        SELECT o.id, {columns["owner"]} AS owner_id, {columns["stage"]} AS stage_id,
+               {columns["amount"]} AS amount, o.currency, {columns["close_date"]} AS close_date,
+               {columns["next_step"]} AS next_step, {columns["next_step_date"]} AS next_step_date,
+               o.created_at, o.closed_at, o.name
+        FROM pipeline_opportunity o{later_join}
+        WHERE o.created_at <= {at} AND (o.deleted_at IS NULL OR o.deleted_at > {at}){ctx.ids("o.id")}"""
+    progress = ", ".join(f"'{name}'" for name in PROGRESS_FIELDS)
+    last_update = ctx.greatest(
+        "b.created_at", "COALESCE(h.last_change_at, b.created_at)", "COALESCE(a.last_logged_at, b.created_at)"
+    )
+    return f"""
+        SELECT b.id, b.owner_id, b.stage_id, st.kind AS stage_kind, st."order" AS stage_order,
+               st.name AS stage_name, b.amount, b.currency, b.close_date, b.next_step, b.next_step_date,
+               b.created_at, b.closed_at, b.name,
+               COALESCE(a.last_touch_at, b.created_at) AS touch_clock, a.last_touch_at,
+               {last_update} AS update_clock,
+               COALESCE(h.last_progress_at, b.created_at) AS progress_clock,
+               COALESCE(a.activity_count, 0) AS activity_count,
+               z.snoozed_until
+        FROM ({base}) b
+        JOIN pipeline_stage st ON st.id = b.stage_id
+        LEFT JOIN (
+            SELECT opportunity_id, MAX(changed_at) AS last_change_at,
+                   MAX(CASE WHEN field IN ({progress}) THEN changed_at END) AS last_progress_at
+            FROM pipeline_opportunitychange
+            WHERE changed_at <= {at}{ctx.ids("opportunity_id")}
+            GROUP BY opportunity_id
+        ) h ON h.opportunity_id = b.id
+        LEFT JOIN (
+            SELECT opportunity_id,
+                   MAX(CASE WHEN kind IN ({_touch_kinds()}) THEN occurred_at END) AS last_touch_at,
+                   COUNT(*) AS activity_count, MAX(logged_at) AS last_logged_at
+            FROM activities_activity
+            WHERE occurred_at <= {at} AND logged_at <= {at}
+              AND (deleted_at IS NULL OR deleted_at > {at}){ctx.ids("opportunity_id")}
+            GROUP BY opportunity_id
+        ) a ON a.opportunity_id = b.id
+        LEFT JOIN (
+            SELECT opportunity_id, MAX(until) AS snoozed_until
+            FROM hygiene_snooze
+            WHERE created_at <= {at} AND until >= {ctx.date(ctx.day)}
+              AND (cancelled_at IS NULL OR cancelled_at > {at}){ctx.ids("opportunity_id")}
+            GROUP BY opportunity_id
+        ) z ON z.opportunity_id = b.id"""
+
+
+@contextmanager
+def materialised_state(ctx: EvalContext) -> Iterator[None]:
+    """Full evaluation: compute the state once into a temporary table the rules share."""
+    with ctx.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {STATE_TABLE} AS {state_sql(ctx)}")
+        cursor.execute(f"CREATE INDEX {STATE_TABLE}_id ON {STATE_TABLE} (id)")
+        if ctx.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {STATE_TABLE}")
+    ctx.state = STATE_TABLE
+    try:
+        yield
+    finally:
+        with ctx.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+
+
+@dataclass
+class Outcome:
+    opened: int = 0
+    resolved: int = 0
+    expired: int = 0
+    by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, rule: str, opened: int, closed: int, event: bool) -> None:
+        self.opened += opened
+        if event:
+            self.expired += closed
+        else:
+            self.resolved += closed
+        self.by_rule[rule] = (opened, closed)
+
+
+@dataclass
+class Resolution:
+    """Who and what fixed the data, when an evaluation follows a write."""
+
+    actor_id: int | None = None
+    via: str = ""
+    note: str = ""
+
+
+def _in_scope(ctx: EvalContext, rule: Rule) -> bool:
+    if ctx.full:
+        return True
+    if rule.subject == "opportunity":
+        return rule.incremental and ctx.opportunity_ids is not None
+    if rule.subject == "activity":
+        return rule.incremental and ctx.activity_ids is not None
+    return False  # rep-day rules only run in full evaluations
+
+
+def _live(ctx: EvalContext, rule: Rule) -> dict[str, int]:
+    live = Violation.objects.filter(rule=rule.key, live=True)
+    if not ctx.full:
+        if rule.subject == "opportunity":
+            live = live.filter(opportunity_id__in=ctx.opportunity_ids or [])
+        else:
+            live = live.filter(activity_id__in=ctx.activity_ids or [])
+    return dict(live.values_list("key", "id"))
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def reconcile(
+    ctx: EvalContext, rule: Rule, findings: Iterable[Finding], resolution: Resolution | None = None
+) -> tuple[int, int]:
+    """Open the new failures and close the live violations that no longer fail. Returns (opened, closed)."""
+    found: dict[str, Finding] = {}
+    for finding in findings:
+        found.setdefault(finding.key, finding)
+    live = _live(ctx, rule)
+    now = timezone.now()
+    new = [
+        Violation(
+            rule=rule.key,
+            key=finding.key,
+            rep_id=finding.rep_id,
+            opportunity_id=finding.opportunity_id,
+            activity_id=finding.activity_id,
+            day=finding.day,
+            severity=rule.severity,
+            amount=finding.amount,
+            summary=finding.summary[:255],
+            evidence=finding.evidence,
+            opened_at=ctx.as_of,
+            found_at=now,
+            policy_version=ctx.policy.version,
+        )
+        for key, finding in found.items()
+        if key not in live
+    ]
+    cleared = [pk for key, pk in live.items() if key not in found]
+    with transaction.atomic():
+        # ignore_conflicts: a write's own evaluation may have opened the same key meanwhile.
+        Violation.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        for chunk in _chunks(cleared):
+            closing = Violation.objects.filter(pk__in=chunk)
+            closing.filter(status=ViolationStatus.OPEN).update(
+                status=ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED,
+                closed_at=ctx.as_of,
+                resolved_by_id=resolution.actor_id if resolution else None,
+                resolved_via=resolution.via if resolution else "evaluation",
+                resolution=(resolution.note if resolution else "")[:255],
+            )
+            closing.update(live=False, cleared_at=ctx.as_of)
+    return len(new), len(cleared)
+
+
+def run_rules(
+    ctx: EvalContext,
+    resolution: Resolution | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Outcome:
+    outcome = Outcome()
+    for rule in ctx.policy.rules:
+        if not _in_scope(ctx, rule):
+            continue
+        if progress:
+            progress(rule.key)
+        opened, closed = reconcile(ctx, rule, rule.find(ctx), resolution)
+        outcome.add(rule.key, opened, closed, rule.event)
+    if ctx.full:
+        _close_disabled_rules(ctx, outcome)
+    return outcome
+
+
+def _close_disabled_rules(ctx: EvalContext, outcome: Outcome) -> None:
+    """A rule switched off in the policy stops counting: its live violations expire."""
+    enabled = {rule.key for rule in ctx.policy.rules}
+    stale = Violation.objects.filter(live=True).exclude(rule__in=enabled)
+    closed = stale.filter(status=ViolationStatus.OPEN).update(
+        status=ViolationStatus.EXPIRED,
+        closed_at=ctx.as_of,
+        resolved_via="policy",
+        resolution=f"Rule switched off in policy v{ctx.policy.version}.",
+    )
+    stale.update(live=False, cleared_at=ctx.as_of)
+    outcome.expired += closed
+
+
+class EvaluationOrderError(Exception):
+    """Evaluating before the latest recorded evaluation would rewrite the record."""
+
+
+def latest_run() -> EvaluationRun | None:
+    return EvaluationRun.objects.filter(finished_at__isnull=False).order_by("-as_of").first()
+
+
+def evaluate(
+    as_of: dt.datetime | None = None,
+    *,
+    policy: Policy | None = None,
+    trigger: str = "cli",
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationRun:
+    """Evaluate the whole organisation as of a moment (default: now) and record the run.
+
+    Runs must move forward in time: the violation record is a history, and a
+    run as of an earlier moment than the latest would close violations before
+    they were opened. Use `find_all` to look at an earlier moment without writing.
+    """
+    as_of = as_of or timezone.now()
+    latest = latest_run()
+    if latest is not None and as_of < latest.as_of:
+        raise EvaluationOrderError(
+            f"The organisation was already evaluated as of "
+            f"{timezone.localtime(latest.as_of):%Y-%m-%d %H:%M}; "
+            "an earlier evaluation would rewrite the record. Use --dry-run to see what it finds."
+        )
+    policy = policy or current_policy()
+    ctx = EvalContext(as_of=as_of, policy=policy)
+    started = time.perf_counter()
+    run = EvaluationRun.objects.create(
+        as_of=as_of, day=ctx.day, policy_version=policy.version, trigger=trigger
+    )
+    with materialised_state(ctx):
+        outcome = run_rules(ctx, progress=progress)
+    from truepipe.hygiene import scoring
+
+    scoring.record_scores(ctx)
+    run.opened, run.resolved, run.expired = outcome.opened, outcome.resolved, outcome.expired
+    run.live = Violation.objects.filter(live=True).count()
+    run.seconds = time.perf_counter() - started
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def find_all(as_of: dt.datetime, policy: Policy | None = None) -> dict[str, list[Finding]]:
+    """What every rule finds as of a moment, without recording anything (dry runs, past looks)."""
+    ctx = EvalContext(as_of=as_of, policy=policy or current_policy())
+    with materialised_state(ctx):
+        return {rule.key: list(rule.find(ctx)) for rule in ctx.policy.rules}
+
+
+def evaluate_records(
+    *,
+    opportunity_ids: list[int] | None = None,
+    activity_ids: list[int] | None = None,
+    resolution: Resolution | None = None,
+    policy: Policy | None = None,
+    as_of: dt.datetime | None = None,
+) -> Outcome:
+    """Incremental evaluation of a few deals or activities, as of now, inside the caller's transaction."""
+    ctx = EvalContext(
+        as_of=as_of or timezone.now(),
+        policy=policy or current_policy(),
+        opportunity_ids=opportunity_ids,
+        activity_ids=activity_ids,
+    )
+    if opportunity_ids is not None:
+        ctx.state = f"({state_sql(ctx)})"
+    return run_rules(ctx, resolution)
+
+
+def incremental_enabled() -> bool:
+    return getattr(settings, "TRUEPIPE_INCREMENTAL_EVALUATION", True)

@@ -1,0 +1,56 @@
+"""Incremental evaluation: every write through the service layer re-checks what it touched.
+
+Registered on `core.hooks`, so it runs inside the write's transaction: a rep
+who fixes a deal sees its violation resolved at once, attributed to the change
+that fixed it. Back-dated writes (imports of history, the demo generator) and
+very large batches are left to the next full evaluation, which reads history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.utils import timezone
+
+from truepipe.activities.models import Activity
+from truepipe.core.hooks import WriteEvent, on_write
+
+# A write stamped further from now than this is a back-dated one (history being loaded).
+BACKDATED = dt.timedelta(minutes=10)
+# Batches larger than this (imports, big bulk edits) wait for the next full evaluation.
+MAX_INCREMENTAL_BATCH = 2000
+
+
+def enabled() -> bool:
+    return bool(getattr(settings, "TRUEPIPE_INCREMENTAL_EVALUATION", True))
+
+
+@on_write
+def evaluate_after_write(event: WriteEvent) -> None:
+    if not enabled() or event.kind not in ("opportunity", "activity"):
+        return
+    if abs(timezone.now() - event.at) > BACKDATED or len(event.object_ids) > MAX_INCREMENTAL_BATCH:
+        return
+    from truepipe.hygiene.engine import Resolution, evaluate_records
+
+    fields = ", ".join(sorted(event.changed_fields)) or event.action
+    resolution = Resolution(
+        actor_id=event.actor_id, via=event.via, note=f"{event.kind} {event.action} ({fields}) via {event.via}"
+    )
+    if event.kind == "opportunity":
+        evaluate_records(opportunity_ids=list(event.object_ids), resolution=resolution)
+        return
+    deals = sorted(
+        {
+            pk
+            for pk in Activity.objects.filter(pk__in=event.object_ids).values_list(
+                "opportunity_id", flat=True
+            )
+            if pk is not None
+        }
+        | set(event.extra.get("previous_opportunity_ids", []))
+    )
+    evaluate_records(
+        opportunity_ids=deals or None, activity_ids=list(event.object_ids), resolution=resolution
+    )

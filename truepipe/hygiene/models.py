@@ -1,0 +1,208 @@
+"""The discipline engine's records: policy versions, violations, snoozes, scores, snapshots.
+
+Nothing here is ever deleted: a violation is resolved, waived or expires; a
+snooze is cancelled; a policy is superseded by a newer version.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from truepipe.activities.models import Activity
+from truepipe.pipeline.models import Opportunity, Stage
+
+
+class Severity(models.IntegerChoices):
+    LOW = 1, "Low"
+    MEDIUM = 2, "Medium"
+    HIGH = 3, "High"
+
+
+class PolicyVersion(models.Model):
+    """One published version of the hygiene policy: every rule's switch, severity and parameters.
+
+    The document is the whole policy (see `hygiene.policy` for its shape and
+    defaults); editing the policy writes a new version, never changes an old one,
+    so every violation can say which version found it.
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    document = models.JSONField()
+    note = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"policy v{self.number}"
+
+
+class ViolationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"  # the data was fixed
+    WAIVED = "waived", "Waived"  # someone allowed to said it does not count, with a reason
+    EXPIRED = "expired", "Expired"  # an event (a missed day, a late log) that aged out of the window
+
+
+class Violation(models.Model):
+    """One rule failing on one record (a deal, an activity) or one rep-day, with its evidence.
+
+    `key` identifies what failed (e.g. ``stale_touch:o42``); at most one *live*
+    violation exists per key, live meaning the condition still held at the last
+    evaluation. A waived violation stays live until its condition clears, so the
+    next evaluation does not open it again.
+    """
+
+    rule = models.CharField(max_length=40)
+    key = models.CharField(max_length=191)
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="violations")
+    opportunity = models.ForeignKey(
+        Opportunity, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
+    )
+    activity = models.ForeignKey(
+        Activity, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
+    )
+    day = models.DateField(null=True, blank=True)  # for rep-day rules: the day that was missed
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    summary = models.CharField(max_length=255)
+    evidence = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=ViolationStatus.choices, default=ViolationStatus.OPEN)
+    live = models.BooleanField(default=True)
+    opened_at = models.DateTimeField()  # the as-of moment the evaluation found it
+    found_at = models.DateTimeField(default=timezone.now)  # the wall-clock moment it was recorded
+    closed_at = models.DateTimeField(null=True, blank=True)  # resolved, expired or waived at
+    cleared_at = models.DateTimeField(null=True, blank=True)  # the condition stopped holding at
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_via = models.CharField(max_length=16, blank=True)
+    resolution = models.CharField(max_length=255, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    waived_reason = models.TextField(blank=True)
+    policy_version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(live=True), name="violation_one_live_per_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["rep", "status"]),
+            models.Index(fields=["opportunity", "live"]),
+            models.Index(fields=["rule", "live"]),
+            models.Index(fields=["rep", "opened_at"]),
+            models.Index(fields=["closed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} [{self.status}] {self.summary}"
+
+    @property
+    def counts(self) -> bool:
+        return self.status == ViolationStatus.OPEN
+
+
+class Snooze(models.Model):
+    """A deal taken off the stale-deal clocks until a date, with a reason everyone can see."""
+
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.PROTECT, related_name="snoozes")
+    until = models.DateField()
+    reason = models.CharField(max_length=255)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["opportunity", "until"])]
+
+    def __str__(self) -> str:
+        return f"{self.opportunity_id} snoozed until {self.until}: {self.reason}"
+
+
+class RepScore(models.Model):
+    """A rep's discipline score for one day, with the sums that explain it.
+
+    Written by the evaluation of that day (idempotent: one row per rep and day).
+    """
+
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scores")
+    day = models.DateField()
+    score = models.DecimalField(max_digits=5, decimal_places=1)
+    points_lost = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    capacity = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    open_deals = models.PositiveIntegerField(default=0)
+    open_violations = models.PositiveIntegerField(default=0)
+    policy_version = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rep", "day"]
+        constraints = [models.UniqueConstraint(fields=["rep", "day"], name="rep_score_one_per_day")]
+        indexes = [models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.rep_id} {self.day}: {self.score}"
+
+
+class OpportunitySnapshot(models.Model):
+    """The key fields of one open opportunity at the end of one day (pipeline flow, trends, accuracy)."""
+
+    day = models.DateField()
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="snapshots")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    close_date = models.DateField(null=True, blank=True)
+    probability = models.PositiveSmallIntegerField(default=0)
+    forecast_category = models.CharField(max_length=16)
+    next_step_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "opportunity"], name="snapshot_one_per_day"),
+        ]
+        indexes = [models.Index(fields=["opportunity", "day"]), models.Index(fields=["owner", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.opportunity_id} on {self.day}"
+
+
+class EvaluationRun(models.Model):
+    """One full evaluation of the organisation as of a moment: what it found and how long it took."""
+
+    as_of = models.DateTimeField()
+    day = models.DateField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    policy_version = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    live = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+    trigger = models.CharField(max_length=16, default="cli")  # cli, worker, demo, api
+
+    class Meta:
+        ordering = ["-as_of", "-id"]
+        indexes = [models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"evaluation as of {self.as_of:%Y-%m-%d %H:%M}"

@@ -1,0 +1,24 @@
+"""The rule registry: every hygiene rule truepipe knows, by key."""
+
+from __future__ import annotations
+
+from truepipe.hygiene.rules.base import Finding, Rule
+
+REGISTRY: dict[str, type[Rule]] = {}
+
+
+def register(rule: type[Rule]) -> type[Rule]:
+    if rule.key in REGISTRY and REGISTRY[rule.key] is not rule:
+        raise ValueError(f"Two rules share the key {rule.key!r}.")
+    REGISTRY[rule.key] = rule
+    return rule
+
+
+def load_all() -> dict[str, type[Rule]]:
+    """Import the rule modules (each registers its rules) and return the registry."""
+    from truepipe.hygiene.rules import activities, deals, reps  # noqa: F401
+
+    return REGISTRY
+
+
+__all__ = ["REGISTRY", "Finding", "Rule", "load_all", "register"]

@@ -1,0 +1,1 @@
+"""Rules about a rep's day: the missed daily update."""
