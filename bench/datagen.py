@@ -211,12 +211,25 @@ def generate(
 
     fields = ("close_date", "amount", "stage", "next_step")
 
+    def history_values(field: str) -> tuple[str, str]:
+        """Old and new values of the right type, so as-of reconstruction reads real dates and amounts."""
+        if field == "close_date":
+            new_close = today + dt.timedelta(days=rng.randint(-60, 180))
+            return (new_close - dt.timedelta(days=rng.randint(7, 60))).isoformat(), new_close.isoformat()
+        if field == "amount":
+            return str(rng.randint(1, 500) * 1000), str(rng.randint(1, 500) * 1000)
+        if field == "stage":
+            earlier, later = sorted(rng.sample(range(len(stages)), 2))
+            return str(stages[earlier].pk), str(stages[later].pk)
+        return "Call back", "Follow up"
+
     def history_rows() -> Iterator[tuple]:
         for i in range(opportunities * history_per_opportunity):
             opp = first_opp + (i // history_per_opportunity)
             field = fields[i % len(fields)]
             when = now - dt.timedelta(days=rng.randint(0, 120), minutes=rng.randint(0, 1440))
-            yield (opp, field, "1", "2", writer.ts(when), rep_ids[(opp - first_opp) % reps], "form")
+            old, new = history_values(field)
+            yield (opp, field, old, new, writer.ts(when), rep_ids[(opp - first_opp) % reps], "form")
 
     writer.insert(
         "pipeline_opportunitychange",

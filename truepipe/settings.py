@@ -6,6 +6,7 @@ ImproperlyConfigured at start-up rather than failing later at run time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -166,10 +167,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("TRUEPIPE_STATIC_ROOT") or (TRUEPIPE_HOME / "static"))
 # WhiteNoise scans STATIC_ROOT at start-up and warns when it is missing (before collectstatic).
-try:
+with contextlib.suppress(OSError):  # a read-only install: WhiteNoise falls back to the finders
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-except OSError:  # a read-only install: WhiteNoise falls back to the finders below
-    pass
 # Project-wide assets (htmx) live in truepipe/static, outside any app's static directory.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {

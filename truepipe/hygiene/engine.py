@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -30,8 +31,10 @@ from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
 from truepipe.hygiene.models import EvaluationRun, Violation, ViolationStatus
 from truepipe.hygiene.policy import Policy, current_policy
 from truepipe.hygiene.rules import Finding, Rule
+from truepipe.pipeline.models import Stage, StageKind
 
 STATE_TABLE = "hy_state"
+INCREMENTAL_TABLE = "hy_state_few"
 # Opportunity fields the state reconstructs from history, and how to read the stored text back.
 HISTORY_FIELDS: dict[str, str] = {
     "owner": "int",
@@ -58,6 +61,8 @@ class EvalContext:
     activity_ids: list[int] | None = None
     state: str = STATE_TABLE
     vendor: str = field(default_factory=lambda: connection.vendor)
+    # Incremental evaluation reads the live violations of its few records once, for every rule.
+    live_in_scope: dict[str, dict[str, int]] | None = None
 
     @property
     def day(self) -> dt.date:
@@ -107,6 +112,11 @@ class EvalContext:
 
     def cursor(self):
         return connection.cursor()
+
+    @cached_property
+    def open_stages(self) -> list[Stage]:
+        """The open stages, read once per evaluation (rules build per-stage thresholds from them)."""
+        return list(Stage.objects.filter(kind=StageKind.OPEN).order_by("order"))
 
 
 def _touch_kinds() -> str:
@@ -257,13 +267,25 @@ def _in_scope(ctx: EvalContext, rule: Rule) -> bool:
 
 
 def _live(ctx: EvalContext, rule: Rule) -> dict[str, int]:
-    live = Violation.objects.filter(rule=rule.key, live=True)
-    if not ctx.full:
-        if rule.subject == "opportunity":
-            live = live.filter(opportunity_id__in=ctx.opportunity_ids or [])
-        else:
-            live = live.filter(activity_id__in=ctx.activity_ids or [])
-    return dict(live.values_list("key", "id"))
+    """The live violations of a rule within the evaluation's scope, {key: id} (raw SQL: a hot path)."""
+    if ctx.full:
+        with ctx.cursor() as cursor:
+            cursor.execute("SELECT key, id FROM hygiene_violation WHERE live AND rule = %s", [rule.key])
+            return dict(cursor.fetchall())
+    if ctx.live_in_scope is None:
+        ctx.live_in_scope = {}
+        conditions = []
+        if ctx.opportunity_ids is not None:
+            conditions.append(f"(opportunity_id IS NOT NULL{ctx.ids('opportunity_id')})")
+        if ctx.activity_ids is not None:
+            conditions.append(f"(activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')})")
+        with ctx.cursor() as cursor:
+            cursor.execute(
+                f"SELECT rule, key, id FROM hygiene_violation WHERE live AND ({' OR '.join(conditions)})"
+            )
+            for rule_key, key, pk in cursor.fetchall():
+                ctx.live_in_scope.setdefault(rule_key, {})[key] = pk
+    return ctx.live_in_scope.get(rule.key, {})
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -300,6 +322,8 @@ def reconcile(
         if key not in live
     ]
     cleared = [pk for key, pk in live.items() if key not in found]
+    if not new and not cleared:
+        return 0, 0
     with transaction.atomic():
         # ignore_conflicts: a write's own evaluation may have opened the same key meanwhile.
         Violation.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
@@ -316,6 +340,95 @@ def reconcile(
     return len(new), len(cleared)
 
 
+FOUND_TABLE = "hy_found"
+
+
+def _violation_rows(ctx: EvalContext, rule: Rule, findings: Iterable[Finding]) -> list[dict[str, Any]]:
+    now = timezone.now()
+    return [
+        {
+            "rule": rule.key,
+            "key": finding.key,
+            "rep": finding.rep_id,
+            "opportunity": finding.opportunity_id,
+            "activity": finding.activity_id,
+            "day": finding.day,
+            "severity": rule.severity,
+            "amount": finding.amount,
+            "summary": finding.summary[:255],
+            "evidence": finding.evidence,
+            "status": ViolationStatus.OPEN.value,
+            "live": True,
+            "opened_at": ctx.as_of,
+            "found_at": now,
+            "resolved_via": "",
+            "resolution": "",
+            "waived_reason": "",
+            "policy_version": ctx.policy.version,
+        }
+        for finding in findings
+    ]
+
+
+def _insert_violations(ctx: EvalContext, rule: Rule, findings: list[Finding]) -> int:
+    """Multi-row INSERTs; a chunk that meets a key opened meanwhile (by a write) retries row by row."""
+    from django.db import IntegrityError
+
+    from truepipe.pipeline.services import insert_rows
+
+    inserted = 0
+    for chunk in _chunks(findings, 2000):
+        try:
+            with transaction.atomic():
+                insert_rows(Violation, _violation_rows(ctx, rule, chunk), returning=False)
+            inserted += len(chunk)
+        except IntegrityError:
+            for finding in chunk:
+                try:
+                    with transaction.atomic():
+                        insert_rows(Violation, _violation_rows(ctx, rule, [finding]), returning=False)
+                    inserted += 1
+                except IntegrityError:
+                    pass
+    return inserted
+
+
+def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
+    """Full evaluation of a rule whose failures are keyed in SQL: compare with the live violations
+    in the database, and build Findings (evidence, summaries) only for the new failures."""
+    closed_status = (ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED).value
+    with ctx.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {FOUND_TABLE} AS SELECT * FROM ({ctx.sql(rule.query(ctx))}) f"
+        )
+        cursor.execute(f"CREATE INDEX {FOUND_TABLE}_key ON {FOUND_TABLE} (key)")
+        if ctx.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {FOUND_TABLE}")
+        cursor.execute(
+            f"SELECT f.* FROM {FOUND_TABLE} f WHERE NOT EXISTS ("
+            f"SELECT 1 FROM hygiene_violation v WHERE v.live AND v.key = f.key)"
+        )
+        names = [column[0] for column in cursor.description]
+        new = [rule.finding(ctx, dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+    opened = _insert_violations(ctx, rule, new)
+    with transaction.atomic(), ctx.cursor() as cursor:
+        at = ctx.ts(ctx.as_of)
+        cursor.execute(
+            f"""UPDATE hygiene_violation SET
+                    status = CASE WHEN status = 'open' THEN '{closed_status}' ELSE status END,
+                    closed_at = CASE WHEN status = 'open' THEN {at} ELSE closed_at END,
+                    resolved_via = CASE WHEN status = 'open' THEN 'evaluation' ELSE resolved_via END,
+                    live = %s, cleared_at = {at}
+                WHERE live AND rule = %s
+                  AND NOT EXISTS (SELECT 1 FROM {FOUND_TABLE} f WHERE f.key = hygiene_violation.key)""",
+            [False, rule.key],
+        )
+        closed = cursor.rowcount
+        cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
+    return opened, closed
+
+
 def run_rules(
     ctx: EvalContext,
     resolution: Resolution | None = None,
@@ -327,7 +440,10 @@ def run_rules(
             continue
         if progress:
             progress(rule.key)
-        opened, closed = reconcile(ctx, rule, rule.find(ctx), resolution)
+        if ctx.full and rule.keyed_in_sql():
+            opened, closed = reconcile_in_sql(ctx, rule)
+        else:
+            opened, closed = reconcile(ctx, rule, rule.find(ctx), resolution)
         outcome.add(rule.key, opened, closed, rule.event)
     if ctx.full:
         _close_disabled_rules(ctx, outcome)
@@ -419,8 +535,33 @@ def evaluate_records(
         activity_ids=activity_ids,
     )
     if opportunity_ids is not None:
-        ctx.state = f"({state_sql(ctx)})"
+        _fill_incremental_state(ctx)
     return run_rules(ctx, resolution)
+
+
+def _fill_incremental_state(ctx: EvalContext) -> None:
+    """Put the few deals' state into a per-connection temporary table the rules then read.
+
+    One statement computes the state; each rule's query over the small table is
+    cheap to prepare. (A subquery per rule would make the database parse and plan
+    the large state query once per rule on every write.)
+    """
+    sql = state_sql(ctx)
+    with ctx.cursor() as cursor:
+        if ctx.vendor == "sqlite":
+            cursor.execute("SELECT 1 FROM sqlite_temp_master WHERE name = %s", [INCREMENTAL_TABLE])
+        else:
+            cursor.execute("SELECT to_regclass(%s)", [f"pg_temp.{INCREMENTAL_TABLE}"])
+        row = cursor.fetchone()
+        if row is None or row[0] is None:
+            # Created inside the write's transaction: a rollback removes it, and the check above notices.
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {INCREMENTAL_TABLE} AS SELECT * FROM ({sql}) t WHERE 1 = 0"
+            )
+        else:
+            cursor.execute(f"DELETE FROM {INCREMENTAL_TABLE}")
+        cursor.execute(f"INSERT INTO {INCREMENTAL_TABLE} {sql}")
+    ctx.state = INCREMENTAL_TABLE
 
 
 def incremental_enabled() -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from truepipe.core.errors import InvalidInput, NotAllowed
 from truepipe.hygiene.models import PolicyVersion, Severity
@@ -88,11 +88,25 @@ def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_cache: dict[int, Policy] = {}
+
+
 def current_policy() -> Policy:
-    latest = PolicyVersion.objects.order_by("-number").first()
-    if latest is None:
-        return Policy(0, default_document())
-    return Policy(latest.number, _merge(default_document(), latest.document))
+    """The latest published policy (version 0, the defaults, if none was ever published).
+
+    Every write evaluates its deal under the current policy, so the parsed policy
+    is kept per version number: one small query per call finds the number.
+    """
+    with connection.cursor() as cursor:  # raw: every write runs this
+        cursor.execute("SELECT MAX(number) FROM hygiene_policyversion")
+        latest = cursor.fetchone()[0] or 0
+    if latest not in _cache:
+        if latest == 0:
+            _cache[0] = Policy(0, default_document())
+        else:
+            document = PolicyVersion.objects.get(number=latest).document
+            _cache[latest] = Policy(latest, _merge(default_document(), document))
+    return _cache[latest]
 
 
 def validate_document(document: Any) -> dict[str, Any]:

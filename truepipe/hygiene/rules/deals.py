@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from truepipe.hygiene.rules import register
@@ -14,9 +14,8 @@ from truepipe.hygiene.rules.base import (
     as_decimal,
     days_between,
     iso,
-    rows,
 )
-from truepipe.pipeline.models import Stage, StageKind
+from truepipe.pipeline.models import StageKind
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
@@ -25,23 +24,26 @@ OPEN = f"s.stage_kind = '{StageKind.OPEN.value}'"
 
 
 def stage_days(ctx: EvalContext, by_stage: dict[str, Any], column: str) -> str:
-    """A SQL CASE giving, per stage, the moment before which `column` is too old."""
+    """SQL: `column` is older than the limit of its stage (named in the policy, any case)."""
     default = float(by_stage.get("default", 14))
-    named = {str(name).casefold(): float(days) for name, days in by_stage.items() if name != "default"}
     cases = [
-        f"WHEN {stage.pk} THEN {ctx.days_ago(named[stage.name.casefold()])}"
-        for stage in Stage.objects.filter(kind=StageKind.OPEN)
-        if stage.name.casefold() in named
+        f"WHEN {quote(str(name).lower())} THEN {ctx.days_ago(float(days))}"
+        for name, days in by_stage.items()
+        if name != "default"
     ]
     limit = ctx.days_ago(default)
     if not cases:
         return f"{column} < {limit}"
-    return f"{column} < CASE s.stage_id {' '.join(cases)} ELSE {limit} END"
+    return f"{column} < CASE LOWER(s.stage_name) {' '.join(cases)} ELSE {limit} END"
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def threshold_for(by_stage: dict[str, Any], stage_name: str) -> float:
-    named = {str(name).casefold(): float(days) for name, days in by_stage.items() if name != "default"}
-    return named.get(stage_name.casefold(), float(by_stage.get("default", 14)))
+    named = {str(name).lower(): float(days) for name, days in by_stage.items() if name != "default"}
+    return named.get(stage_name.lower(), float(by_stage.get("default", 14)))
 
 
 class StaleRule(Rule):
@@ -51,37 +53,38 @@ class StaleRule(Rule):
     clock_label: ClassVar[str]
     fix_minutes = 3
 
-    def find(self, ctx: EvalContext) -> Iterator[Finding]:
-        by_stage = self.params["days"]
-        sql = f"""
-            SELECT s.id, s.owner_id, s.amount, s.{self.clock}, s.stage_name, s.name, s.created_at
+    def query(self, ctx: EvalContext) -> str:
+        return f"""
+            SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.{self.clock} AS clock,
+                   s.stage_name, s.name, s.created_at
             FROM {{state}} s
-            WHERE {OPEN} AND s.snoozed_until IS NULL AND {stage_days(ctx, by_stage, "s." + self.clock)}"""
-        for pk, owner_id, amount, clock, stage_name, name, created_at in rows(ctx, sql):
-            clock_at = as_datetime(clock)
-            created = as_datetime(created_at)
-            days = days_between(clock_at, ctx.as_of)
-            limit = threshold_for(by_stage, stage_name)
-            never = clock_at == created
-            yield Finding(
-                key=f"{self.key}:o{pk}",
-                rep_id=owner_id,
-                opportunity_id=pk,
-                amount=as_decimal(amount),
-                summary=(
-                    f"{name}: no {self.clock_label} for {days} days"
-                    f"{' (none since it was created)' if never else ''}; limit {limit:g} in {stage_name}"
-                ),
-                evidence={
-                    "clock": self.clock_label,
-                    "last": None if never else iso(clock_at),
-                    "since_creation": never,
-                    "days": days,
-                    "limit_days": limit,
-                    "stage": stage_name,
-                    "as_of": iso(ctx.as_of),
-                },
-            )
+            WHERE {OPEN} AND s.snoozed_until IS NULL
+              AND {stage_days(ctx, self.params["days"], "s." + self.clock)}"""
+
+    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
+        clock_at = as_datetime(row["clock"])
+        days = days_between(clock_at, ctx.as_of)
+        limit = threshold_for(self.params["days"], row["stage_name"])
+        never = clock_at == as_datetime(row["created_at"])
+        return Finding(
+            key=row["key"],
+            rep_id=row["owner_id"],
+            opportunity_id=row["id"],
+            amount=as_decimal(row["amount"]),
+            summary=(
+                f"{row['name']}: no {self.clock_label} for {days} days"
+                f"{' (none since it was created)' if never else ''}; limit {limit:g} in {row['stage_name']}"
+            ),
+            evidence={
+                "clock": self.clock_label,
+                "last": None if never else iso(clock_at),
+                "since_creation": never,
+                "days": days,
+                "limit_days": limit,
+                "stage": row["stage_name"],
+                "as_of": iso(ctx.as_of),
+            },
+        )
 
 
 @register
@@ -138,28 +141,28 @@ class PastDueClose(Rule):
     default_params: ClassVar[dict[str, Any]] = {"grace_days": 0}
     fix_minutes = 1
 
-    def find(self, ctx: EvalContext) -> Iterator[Finding]:
-        import datetime as dt
-
+    def query(self, ctx: EvalContext) -> str:
         cutoff = ctx.day - dt.timedelta(days=int(self.params["grace_days"]))
-        sql = f"""
-            SELECT s.id, s.owner_id, s.amount, s.close_date, s.name FROM {{state}} s
+        return f"""
+            SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.close_date, s.name
+            FROM {{state}} s
             WHERE {OPEN} AND s.close_date < {ctx.date(cutoff)}"""
-        for pk, owner_id, amount, close_date, name in rows(ctx, sql):
-            closes = as_date(close_date)
-            assert closes is not None
-            overdue = (ctx.day - closes).days
-            yield Finding(
-                key=f"{self.key}:o{pk}",
-                rep_id=owner_id,
-                opportunity_id=pk,
-                amount=as_decimal(amount),
-                summary=(
-                    f"{name}: close date {closes:%b %d, %Y} passed "
-                    f"{overdue} day{'s' if overdue != 1 else ''} ago"
-                ),
-                evidence={"close_date": iso(closes), "days_overdue": overdue, "as_of": iso(ctx.as_of)},
-            )
+
+    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
+        closes = as_date(row["close_date"])
+        assert closes is not None
+        overdue = (ctx.day - closes).days
+        return Finding(
+            key=row["key"],
+            rep_id=row["owner_id"],
+            opportunity_id=row["id"],
+            amount=as_decimal(row["amount"]),
+            summary=(
+                f"{row['name']}: close date {closes:%b %d, %Y} passed "
+                f"{overdue} day{'s' if overdue != 1 else ''} ago"
+            ),
+            evidence={"close_date": iso(closes), "days_overdue": overdue, "as_of": iso(ctx.as_of)},
+        )
 
 
 @register
@@ -174,32 +177,33 @@ class NoNextStep(Rule):
     default_params: ClassVar[dict[str, Any]] = {"grace_days": 1}
     fix_minutes = 1
 
-    def find(self, ctx: EvalContext) -> Iterator[Finding]:
-        import datetime as dt
-
+    def query(self, ctx: EvalContext) -> str:
         cutoff = ctx.day - dt.timedelta(days=int(self.params["grace_days"]))
-        sql = f"""
-            SELECT s.id, s.owner_id, s.amount, s.next_step, s.next_step_date, s.name FROM {{state}} s
+        return f"""
+            SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.next_step,
+                   s.next_step_date, s.name
+            FROM {{state}} s
             WHERE {OPEN} AND (s.next_step IS NULL OR s.next_step = '' OR s.next_step_date IS NULL
                               OR s.next_step_date < {ctx.date(cutoff)})"""
-        for pk, owner_id, amount, next_step, next_step_date, name in rows(ctx, sql):
-            due = as_date(next_step_date)
-            if not next_step:
-                problem, kind = "no next step", "missing"
-            elif due is None:
-                problem, kind = f"next step “{next_step}” has no date", "undated"
-            else:
-                problem, kind = f"next step “{next_step}” was due {due:%b %d}", "overdue"
-            yield Finding(
-                key=f"{self.key}:o{pk}",
-                rep_id=owner_id,
-                opportunity_id=pk,
-                amount=as_decimal(amount),
-                summary=f"{name}: {problem}",
-                evidence={
-                    "problem": kind,
-                    "next_step": next_step or None,
-                    "next_step_date": iso(due),
-                    "as_of": iso(ctx.as_of),
-                },
-            )
+
+    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
+        next_step, due = row["next_step"], as_date(row["next_step_date"])
+        if not next_step:
+            problem, kind = "no next step", "missing"
+        elif due is None:
+            problem, kind = f"next step “{next_step}” has no date", "undated"
+        else:
+            problem, kind = f"next step “{next_step}” was due {due:%b %d}", "overdue"
+        return Finding(
+            key=row["key"],
+            rep_id=row["owner_id"],
+            opportunity_id=row["id"],
+            amount=as_decimal(row["amount"]),
+            summary=f"{row['name']}: {problem}",
+            evidence={
+                "problem": kind,
+                "next_step": next_step or None,
+                "next_step_date": iso(due),
+                "as_of": iso(ctx.as_of),
+            },
+        )

@@ -70,11 +70,13 @@ class Command(BaseCommand):
             except EvaluationOrderError as exc:
                 raise CommandError(str(exc)) from exc
             self._clear()
+            if options["verbosity"] < 1:
+                continue
             self.stdout.write(
                 f"{label}: {run.opened} opened, {run.resolved} resolved, {run.expired} expired; "
                 f"{run.live} live ({run.seconds:.1f} s, policy v{run.policy_version})"
             )
-        if len(moments) > 1:
+        if len(moments) > 1 and options["verbosity"] >= 1:
             self.stdout.write(f"{len(moments)} days evaluated in {time.perf_counter() - started:.1f} s.")
 
     def _progress(self, label: str):
