@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "truepipe.importer",
     "truepipe.demo",
     "truepipe.hygiene",
+    # Background work: the nightly snapshot and evaluation (`truepipe worker`).
+    "huey.contrib.djhuey",
 ]
 
 MIDDLEWARE = [
@@ -213,3 +215,37 @@ LOGGING = {
 # Domain settings.
 TRUEPIPE_DEFAULT_CURRENCY = env("TRUEPIPE_DEFAULT_CURRENCY", "USD")
 TRUEPIPE_API_PAGE_SIZE_MAX = env_int("TRUEPIPE_API_PAGE_SIZE_MAX", 200)
+
+# Background work (huey): TRUEPIPE_TASK_QUEUE is "sqlite" (a queue file under TRUEPIPE_HOME, no
+# server), a redis:// URL, or "immediate" (tasks run inline: tests). See docs/operations.md "Workers".
+TRUEPIPE_TASK_QUEUE = env("TRUEPIPE_TASK_QUEUE", "sqlite").strip() or "sqlite"
+TRUEPIPE_NIGHTLY_AT = env("TRUEPIPE_NIGHTLY_AT", "01:30").strip()
+try:
+    _hour, _minute = (int(part) for part in TRUEPIPE_NIGHTLY_AT.split(":"))
+    if not (0 <= _hour < 24 and 0 <= _minute < 60):
+        raise ValueError
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUEPIPE_NIGHTLY_AT must be HH:MM, not {TRUEPIPE_NIGHTLY_AT!r}") from exc
+TRUEPIPE_NIGHTLY_HOUR, TRUEPIPE_NIGHTLY_MINUTE = _hour, _minute
+
+
+def huey_config(queue: str) -> dict[str, Any]:
+    # utc=False: crontab times are the organisation's local time (Django sets TZ to TIME_ZONE).
+    common: dict[str, Any] = {
+        "name": env("TRUEPIPE_TASK_QUEUE_NAME", "truepipe"),
+        "utc": False,
+        "immediate": queue == "immediate",
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+    if queue in {"sqlite", "immediate"}:
+        with contextlib.suppress(OSError):  # read-only home: the worker says so when it opens the file
+            TRUEPIPE_HOME.mkdir(parents=True, exist_ok=True)
+        return {**common, "huey_class": "huey.SqliteHuey", "filename": str(TRUEPIPE_HOME / "tasks.sqlite3")}
+    if queue.startswith(("redis://", "rediss://", "unix://")):
+        return {**common, "huey_class": "huey.RedisHuey", "url": queue}
+    raise ImproperlyConfigured(
+        f"TRUEPIPE_TASK_QUEUE must be sqlite, immediate or a redis:// URL, not {queue!r}"
+    )
+
+
+HUEY = huey_config(TRUEPIPE_TASK_QUEUE)

@@ -88,7 +88,8 @@ def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-_cache: dict[int, Policy] = {}
+# Keyed by (number, row id): a publish that rolled back leaves its number free for the next one.
+_cache: dict[tuple[int, int], Policy] = {}
 
 
 def current_policy() -> Policy:
@@ -98,14 +99,15 @@ def current_policy() -> Policy:
     is kept per version number: one small query per call finds the number.
     """
     with connection.cursor() as cursor:  # raw: every write runs this
-        cursor.execute("SELECT MAX(number) FROM hygiene_policyversion")
-        latest = cursor.fetchone()[0] or 0
+        cursor.execute("SELECT number, id FROM hygiene_policyversion ORDER BY number DESC LIMIT 1")
+        row = cursor.fetchone()
+    latest = (row[0], row[1]) if row else (0, 0)
     if latest not in _cache:
-        if latest == 0:
-            _cache[0] = Policy(0, default_document())
+        if row is None:
+            _cache[latest] = Policy(0, default_document())
         else:
-            document = PolicyVersion.objects.get(number=latest).document
-            _cache[latest] = Policy(latest, _merge(default_document(), document))
+            document = PolicyVersion.objects.get(pk=latest[1]).document
+            _cache[latest] = Policy(latest[0], _merge(default_document(), document))
     return _cache[latest]
 
 

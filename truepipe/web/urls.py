@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from truepipe.web.views import accounts, activities, board, opportunities, pipeline, search
+from truepipe.web.views import accounts, activities, board, opportunities, pipeline, policy, search
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -24,4 +24,6 @@ urlpatterns = [
     path("contacts/<int:pk>/", accounts.contact_detail, name="contact"),
     path("contacts/<int:pk>/edit/", accounts.contact_edit, name="contact-edit"),
     path("search/", search.search, name="search"),
+    path("policy/", policy.policy_page, name="policy"),
+    path("policy/export.json", policy.policy_export, name="policy-export"),
 ]
