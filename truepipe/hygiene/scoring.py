@@ -1,9 +1,360 @@
-"""Discipline scores (being written)."""
+"""Discipline scores: what each live violation costs a rep, and the daily, period and team scores.
+
+The definition (see docs/scoring.md):
+
+- a violation costs its severity's points (policy ``scoring.severity_points``),
+  times, for deal-level rules, a value weight: the deal's amount over the
+  median open deal amount that day, clamped to [value_weight_min, value_weight_max];
+- a rep's daily capacity is ``points_per_open_deal`` x open deals + ``points_per_rep_day``;
+- the daily score is 100 x (1 - min(1, points lost / capacity)), rounded to 0.1;
+- a violation counts on a day if it was open at the end of it: opened by then
+  and not closed (resolved, expired or waived) by then;
+- the period score is the mean of the daily scores (written on the rep's working
+  days only); a team's score is the mean of its reps' period scores.
+
+Everything is set-based: `record_scores` is a handful of statements for the
+whole organisation; `scorecard` is a few aggregate queries whatever the head count.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Avg, Count, Q
+from django.utils import timezone
+
+from truepipe.hygiene.models import RepScore, Severity, Violation, ViolationStatus
+from truepipe.hygiene.policy import DEFAULT_SCORING, Policy
+from truepipe.people.models import Role, SalesProfile
+from truepipe.pipeline.models import Opportunity, StageKind
+
+OPEN_TABLE = "hy_score_open"
+
+
+def scoring_settings(policy: Policy) -> dict[str, Any]:
+    merged = dict(DEFAULT_SCORING)
+    merged.update(policy.section("scoring") or {})
+    points = dict(DEFAULT_SCORING["severity_points"])
+    points.update({str(k): v for k, v in (merged.get("severity_points") or {}).items()})
+    merged["severity_points"] = points
+    return merged
+
+
+def severity_points(settings: dict[str, Any], severity: int) -> float:
+    return float(settings["severity_points"].get(str(int(severity)), 0))
+
+
+def value_weight(settings: dict[str, Any], amount: Any, median: float | None, deal_level: bool) -> float:
+    """The multiplier a deal-level violation carries for the deal's size (1 when unweighted)."""
+    if not deal_level or not settings.get("value_weighting", True) or not median or amount is None:
+        return 1.0
+    weight = float(amount) / median
+    return min(float(settings["value_weight_max"]), max(float(settings["value_weight_min"]), weight))
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
 
 
 def record_scores(ctx: Any) -> None:
-    return None
+    """Write every rep's RepScore for ctx.day (delete then insert, one transaction: idempotent).
+
+    Reps are people with the rep role, plus managers who own open deals that day,
+    and only on their working days. Open deals are the as-of state of the engine.
+    """
+    from truepipe.hygiene.engine import state_sql
+
+    settings = scoring_settings(ctx.policy)
+    day = ctx.day
+    at = ctx.ts(ctx.as_of)
+    with transaction.atomic(), ctx.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {OPEN_TABLE}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {OPEN_TABLE} AS "
+            f"SELECT s.id, s.owner_id, s.amount FROM ({state_sql(ctx)}) s WHERE s.stage_kind = 'open'"
+        )
+        cursor.execute(f"SELECT amount FROM {OPEN_TABLE} WHERE amount IS NOT NULL")
+        median = _median([float(row[0]) for row in cursor.fetchall()])
+        # The per-violation cost, in SQL.
+        sev = (
+            "CASE v.severity "
+            + " ".join(
+                f"WHEN {int(level)} THEN {_num(severity_points(settings, level))}"
+                for level in Severity.values
+            )
+            + " ELSE 0 END"
+        )
+        if settings.get("value_weighting", True) and median:
+            ratio = f"(CAST(COALESCE(v.amount, o.amount) AS NUMERIC) / {_num(median)})"
+            low, high = _num(settings["value_weight_min"]), _num(settings["value_weight_max"])
+            weight = (
+                f"CASE WHEN v.opportunity_id IS NULL OR COALESCE(v.amount, o.amount) IS NULL THEN 1.0 "
+                f"WHEN {ratio} < {low} THEN {low} WHEN {ratio} > {high} THEN {high} ELSE {ratio} END"
+            )
+        else:
+            weight = "1.0"
+        per_deal, per_day = _num(settings["points_per_open_deal"]), _num(settings["points_per_rep_day"])
+        weekday = str(day.weekday())
+        working = (
+            "p.working_days LIKE %s" if ctx.vendor == "sqlite" else "CAST(p.working_days AS TEXT) LIKE %s"
+        )
+        cursor.execute("DELETE FROM hygiene_repscore WHERE day = %s", [day])
+        lost = "COALESCE(vl.lost, 0)"
+        capacity = f"({per_deal} * COALESCE(d.n, 0) + {per_day})"
+        cursor.execute(
+            f"""
+            INSERT INTO hygiene_repscore
+                (rep_id, day, score, points_lost, capacity, open_deals, open_violations,
+                 policy_version, computed_at)
+            SELECT p.user_id, %s,
+                   CASE WHEN {capacity} <= 0 OR {lost} >= {capacity} THEN 0
+                        ELSE ROUND(CAST(100 * (1 - {lost} / {capacity}) AS NUMERIC), 1) END,
+                   ROUND(CAST({lost} AS NUMERIC), 2), {capacity}, COALESCE(d.n, 0),
+                   COALESCE(vl.n, 0), %s, %s
+            FROM people_salesprofile p
+            JOIN auth_user u ON u.id = p.user_id
+            LEFT JOIN (SELECT owner_id, COUNT(*) AS n FROM {OPEN_TABLE} GROUP BY owner_id) d
+                   ON d.owner_id = p.user_id
+            LEFT JOIN (
+                SELECT v.rep_id, SUM({sev} * {weight}) AS lost, COUNT(*) AS n
+                FROM hygiene_violation v
+                LEFT JOIN pipeline_opportunity o ON o.id = v.opportunity_id
+                WHERE v.opened_at <= {at} AND (v.closed_at IS NULL OR v.closed_at > {at})
+                GROUP BY v.rep_id
+            ) vl ON vl.rep_id = p.user_id
+            WHERE u.is_active AND {working}
+              AND (p.role = %s OR (p.role = %s AND COALESCE(d.n, 0) > 0))""",
+            [day, ctx.policy.version, timezone.now(), f"%{weekday}%", Role.REP, Role.MANAGER],
+        )
+        cursor.execute(f"DROP TABLE IF EXISTS {OPEN_TABLE}")
+
+
+# ---------------------------------------------------------------- reading scores
+
+
+def current_median_open_amount() -> float | None:
+    amounts = Opportunity.objects.filter(
+        deleted_at__isnull=True, stage__kind=StageKind.OPEN, amount__isnull=False
+    ).values_list("amount", flat=True)
+    return _median([float(a) for a in amounts if a is not None])
+
+
+def violation_costs(violations: list[Violation], policy: Policy) -> dict[int, float]:
+    """What each (currently counting) violation costs, with today's median open deal amount."""
+    settings = scoring_settings(policy)
+    median = current_median_open_amount()
+    costs = {}
+    for v in violations:
+        amount = v.amount if v.amount is not None else getattr(v.opportunity, "amount", None)
+        weight = value_weight(settings, amount, median, v.opportunity_id is not None)
+        costs[v.pk] = round(severity_points(settings, v.severity) * weight, 2)
+    return costs
+
+
+def period_bounds(as_of: dt.date, days: int) -> tuple[dt.date, dt.date, dt.date]:
+    """(previous period start, period start, end): the period is the `days` days ending on as_of."""
+    start = as_of - dt.timedelta(days=days - 1)
+    return start - dt.timedelta(days=days), start, as_of
+
+
+def _round(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+@dataclass
+class ScoreRow:
+    user_id: int
+    username: str
+    name: str
+    manager: str
+    path: str
+    is_team: bool = False
+    score: float | None = None
+    previous: float | None = None
+    low: int = 0
+    medium: int = 0
+    high: int = 0
+    worst_rule: str = ""
+    open_deals: int = 0
+    reps: int = 1
+    trend: list[tuple[dt.date, float]] = field(default_factory=list)
+
+    @property
+    def change(self) -> float | None:
+        if self.score is None or self.previous is None:
+            return None
+        return round(self.score - self.previous, 1)
+
+    @property
+    def open_violations(self) -> int:
+        return self.low + self.medium + self.high
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "name": self.name,
+            "manager": self.manager,
+            "team": self.is_team,
+            "reps": self.reps,
+            "score": self.score,
+            "previous": self.previous,
+            "change": self.change,
+            "violations_high": self.high,
+            "violations_medium": self.medium,
+            "violations_low": self.low,
+            "worst_rule": self.worst_rule,
+            "open_deals": self.open_deals,
+        }
+
+
+def _name(first: str, last: str, username: str) -> str:
+    return f"{first} {last}".strip() or username
+
+
+def scored_people(under_path: str | None = None):
+    """Profiles of the people scored (reps; managers with score rows), optionally under a path."""
+    qs = SalesProfile.objects.filter(user__is_active=True).filter(
+        Q(role=Role.REP) | Q(role=Role.MANAGER, user__scores__isnull=False)
+    )
+    if under_path:
+        qs = qs.filter(path__startswith=under_path)
+    return qs.distinct()
+
+
+def scorecard(
+    people,
+    as_of: dt.date,
+    days: int,
+    *,
+    with_trend: bool = False,
+    teams: bool = True,
+    under_path: str | None = None,
+) -> list[ScoreRow]:
+    """One row per person in `people` (a SalesProfile queryset), then team roll-ups (a few queries)."""
+    User = get_user_model()
+    previous_start, start, end = period_bounds(as_of, days)
+    profiles = list(
+        people.select_related("user", "manager")
+        .order_by("path")
+        .only(
+            "path",
+            "role",
+            "user__username",
+            "user__first_name",
+            "user__last_name",
+            "manager__username",
+            "manager__first_name",
+            "manager__last_name",
+        )
+    )
+    rows = {
+        p.user_id: ScoreRow(
+            user_id=p.user_id,
+            username=p.user.username,
+            name=_name(p.user.first_name, p.user.last_name, p.user.username),
+            manager=_name(p.manager.first_name, p.manager.last_name, p.manager.username) if p.manager else "",
+            path=p.path,
+        )
+        for p in profiles
+    }
+    if not rows:
+        return []
+    scope = people.values("user_id")
+    scores = RepScore.objects.filter(rep_id__in=scope)
+    for entry in (
+        scores.filter(day__gte=previous_start, day__lte=end)
+        .values("rep_id")
+        .annotate(now=Avg("score", filter=Q(day__gte=start)), before=Avg("score", filter=Q(day__lt=start)))
+    ):
+        row = rows.get(entry["rep_id"])
+        if row:
+            row.score, row.previous = _round(entry["now"]), _round(entry["before"])
+    if with_trend:
+        for rep_id, day, score in (
+            scores.filter(day__gte=start, day__lte=end).order_by("day").values_list("rep_id", "day", "score")
+        ):
+            if rep_id in rows:
+                rows[rep_id].trend.append((day, float(score)))
+    counting = Violation.objects.filter(status=ViolationStatus.OPEN)
+    counting = counting.filter(rep_id__in=scope)
+    for sev_entry in counting.values("rep_id", "rule", "severity").annotate(n=Count("id")):
+        row = rows.get(sev_entry["rep_id"])
+        if not row:
+            continue
+        attr = {1: "low", 2: "medium", 3: "high"}[sev_entry["severity"]]
+        setattr(row, attr, getattr(row, attr) + sev_entry["n"])
+    worst: dict[int, dict[str, tuple[int, int]]] = {}
+    for rule_entry in counting.values("rep_id", "rule").annotate(
+        n=Count("id"), top=Count("id", filter=Q(severity=3))
+    ):
+        worst.setdefault(rule_entry["rep_id"], {})[rule_entry["rule"]] = (rule_entry["top"], rule_entry["n"])
+    for rep_id, rules in worst.items():
+        if rep_id in rows:
+            rows[rep_id].worst_rule = max(rules.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[
+                0
+            ]
+    deals = Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.OPEN)
+    deals = deals.filter(owner_id__in=scope)
+    for deal_entry in deals.values("owner_id").annotate(n=Count("id")):
+        if deal_entry["owner_id"] in rows:
+            rows[deal_entry["owner_id"]].open_deals = deal_entry["n"]
+    result = list(rows.values())
+    if teams:
+        result += _team_rows(result, User, under_path)
+    return result
+
+
+def _team_rows(rows: list[ScoreRow], User, under_path: str | None = None) -> list[ScoreRow]:
+    """Roll up each rep's period score to every manager above them on the reporting line."""
+    sums: dict[int, list[ScoreRow]] = {}
+    for row in rows:
+        for ancestor in [int(part) for part in row.path.strip("/").split("/") if part][:-1]:
+            sums.setdefault(ancestor, []).append(row)
+    if not sums:
+        return []
+    managers = (
+        User.objects.filter(pk__in=list(sums))
+        .select_related("profile")
+        .only("username", "first_name", "last_name", "profile__path")
+    )
+    if under_path:
+        managers = managers.filter(profile__path__startswith=under_path)
+    teams = []
+    for manager in managers:
+        members = sums[manager.pk]
+        scored = [m.score for m in members if m.score is not None]
+        before = [m.previous for m in members if m.previous is not None]
+        teams.append(
+            ScoreRow(
+                user_id=manager.pk,
+                username=manager.username,
+                name=f"Team {_name(manager.first_name, manager.last_name, manager.username)}",
+                manager="",
+                path=manager.profile.path,
+                is_team=True,
+                score=_round(sum(scored) / len(scored)) if scored else None,
+                previous=_round(sum(before) / len(before)) if before else None,
+                low=sum(m.low for m in members),
+                medium=sum(m.medium for m in members),
+                high=sum(m.high for m in members),
+                open_deals=sum(m.open_deals for m in members),
+                reps=len(members),
+            )
+        )
+    teams.sort(key=lambda row: row.path)
+    return teams

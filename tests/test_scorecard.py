@@ -1,0 +1,75 @@
+"""`truepipe scorecard`: the discipline table from the command line."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from truepipe.hygiene.engine import end_of_day, evaluate
+
+
+def _run(*args: str) -> str:
+    out = StringIO()
+    call_command("scorecard", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_scorecard_lists_each_rep_and_their_team(org):
+    evaluate(end_of_day(timezone.localdate()))
+    day = timezone.localdate().isoformat()
+    rows = json.loads(_run("--as-of", day, "--format", "json"))
+    names = {(row["username"], row["team"]) for row in rows}
+    if timezone.localdate().weekday() < 5:
+        assert ("ravi", False) in names and ("maya", True) in names
+    table = _run("--as-of", day)
+    assert "Discipline scorecard" in table
+
+
+@pytest.mark.django_db
+def test_the_scorecard_under_a_manager_shows_only_their_people(org):
+    rows = json.loads(_run("--under", "omar", "--format", "json"))
+    assert {row["username"] for row in rows} <= {"owen", "omar"}
+
+
+@pytest.mark.django_db
+def test_a_bad_period_or_person_is_a_clear_error(org):
+    with pytest.raises(CommandError, match="period"):
+        _run("--period", "fortnight")
+    with pytest.raises(CommandError, match="No such person"):
+        _run("--under", "nobody")
+
+
+@pytest.mark.django_db
+def test_the_scorecard_for_five_thousand_reps_takes_under_a_second(org):
+    import datetime as dt
+    import time
+
+    from django.contrib.auth import get_user_model
+
+    from truepipe.hygiene import scoring
+    from truepipe.hygiene.models import RepScore
+    from truepipe.people.models import Role, SalesProfile
+
+    User = get_user_model()
+    users = User.objects.bulk_create([User(username=f"bulk{i}") for i in range(5000)])
+    maya_path = org.maya.profile.path
+    SalesProfile.objects.bulk_create(
+        [SalesProfile(user=u, role=Role.REP, manager=org.maya, path=f"{maya_path}{u.pk}/") for u in users]
+    )
+    today = timezone.localdate()
+    RepScore.objects.bulk_create(
+        [RepScore(rep=u, day=today - dt.timedelta(days=d), score=90 - d) for u in users for d in range(14)],
+        batch_size=5000,
+    )
+    started = time.perf_counter()
+    rows = scoring.scorecard(scoring.scored_people(), today, 7)
+    elapsed = time.perf_counter() - started
+    assert len([row for row in rows if not row.is_team]) >= 5000
+    print(f"scorecard for 5000 reps: {elapsed:.2f}s")
+    assert elapsed < 1.0, f"{elapsed:.2f}s"

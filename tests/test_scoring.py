@@ -1,0 +1,112 @@
+"""Discipline scores: what violations cost, the daily score, and waiving."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from truepipe.core.errors import InvalidInput, NotAllowed
+from truepipe.hygiene import scoring
+from truepipe.hygiene.engine import EvalContext, end_of_day
+from truepipe.hygiene.models import RepScore, Violation, ViolationStatus
+from truepipe.hygiene.policy import current_policy
+from truepipe.hygiene.services import waive_violation
+
+
+def _weekday() -> dt.date:
+    day = timezone.localdate() + dt.timedelta(days=1)
+    while day.weekday() > 4:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def _violation(rep, *, severity=3, opportunity=None, key="test:1", opened=None) -> Violation:
+    return Violation.objects.create(
+        rule="stale_touch",
+        key=key,
+        rep=rep,
+        opportunity=opportunity,
+        severity=severity,
+        summary="nobody touched it",
+        opened_at=opened or timezone.now(),
+    )
+
+
+@pytest.fixture
+def clean(org):
+    """The personas with the violations their fixture deals already have waived by the admin."""
+    for violation in Violation.objects.filter(status=ViolationStatus.OPEN):
+        waive_violation(org.ada, violation, "fixture start")
+    return org
+
+
+def _score(day: dt.date) -> None:
+    scoring.record_scores(EvalContext(as_of=end_of_day(day), policy=current_policy()))
+
+
+@pytest.mark.django_db
+def test_a_rep_with_nothing_open_scores_a_hundred(clean):
+    day = _weekday()
+    _score(day)
+    row = RepScore.objects.get(rep=clean.ravi, day=day)
+    assert row.score == Decimal("100.0")
+    assert row.open_deals == 1
+    assert row.capacity == Decimal("12")
+
+
+@pytest.mark.django_db
+def test_a_high_severity_rep_day_violation_costs_six_of_twelve_points(clean):
+    day = _weekday()
+    _violation(clean.ravi)
+    _score(day)
+    row = RepScore.objects.get(rep=clean.ravi, day=day)
+    assert row.points_lost == Decimal("6")
+    assert row.score == Decimal("50.0")
+    assert row.open_violations == 1
+
+
+@pytest.mark.django_db
+def test_rescoring_a_day_replaces_its_rows(clean):
+    day = _weekday()
+    _score(day)
+    _score(day)
+    assert RepScore.objects.filter(rep=clean.ravi, day=day).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_waived_violation_stops_counting_and_stays_live(clean):
+    day = _weekday()
+    violation = _violation(clean.ravi)
+    waived = waive_violation(clean.maya, violation, "Customer asked for a pause")
+    assert waived.status == ViolationStatus.WAIVED and waived.live
+    assert waived.waived_by == clean.maya
+    _score(day)
+    assert RepScore.objects.get(rep=clean.ravi, day=day).score == Decimal("100.0")
+
+
+@pytest.mark.django_db
+def test_only_the_reps_manager_or_an_admin_may_waive_and_only_with_a_reason(clean):
+    violation = _violation(clean.ravi)
+    with pytest.raises(NotAllowed):
+        waive_violation(clean.omar, violation, "not mine")
+    with pytest.raises(NotAllowed):
+        waive_violation(clean.ravi, violation, "I say so")
+    with pytest.raises(InvalidInput):
+        waive_violation(clean.maya, violation, "  ")
+    assert waive_violation(clean.ada, violation, "data migration").status == ViolationStatus.WAIVED
+
+
+@pytest.mark.django_db
+def test_the_team_score_is_the_mean_of_its_reps(clean):
+    day = _weekday()
+    _violation(clean.ravi)
+    _score(day)
+    people = scoring.scored_people()
+    rows = {(r.username, r.is_team): r for r in scoring.scorecard(people, day, 7)}
+    assert rows[("ravi", False)].score == 50.0
+    assert rows[("rita", False)].score == 100.0
+    assert rows[("maya", True)].score == 75.0
+    assert rows[("ravi", False)].high == 1
