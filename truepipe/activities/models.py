@@ -65,6 +65,10 @@ class Activity(models.Model):
             ),
             models.Index(fields=["account", "occurred_at"]),
             models.Index(fields=["owner", "occurred_at"]),
+            # The discipline engine: logging lag reads a week of logged_at; the daily update
+            # check asks whether a rep logged anything within a day.
+            models.Index(fields=["logged_at"], name="activity_logged_at_idx"),
+            models.Index(fields=["owner", "logged_at"], name="activity_owner_logged_idx"),
         ]
 
     def __str__(self) -> str:
