@@ -245,10 +245,24 @@ def test_a_list_has_the_envelope_and_pages_with_next(org):
     for n in range(3):
         pipeline_services.create_opportunity(org.ravi, name=f"Deal {n}", account=org.acme, via=Via.FORM)
     first = api_as(org.ravi).get("opportunities", limit=2, ordering="name").json()
-    assert set(first) == {"count", "limit", "offset", "next", "items"}
+    assert set(first) == {"count", "count_exact", "limit", "offset", "next", "items"}
     assert (first["count"], first["limit"], first["offset"], len(first["items"])) == (5, 2, 0, 2)
+    assert first["count_exact"] is True
     assert "offset=2" in first["next"] and "limit=2" in first["next"] and "ordering=name" in first["next"]
     last = api_as(org.ravi).get("opportunities", limit=2, offset=4, ordering="name").json()
+    assert last["next"] is None and len(last["items"]) == 1
+
+
+def test_a_huge_list_counts_to_a_ceiling_and_says_the_count_is_a_lower_bound(org, settings):
+    for n in range(3):
+        pipeline_services.create_opportunity(org.ravi, name=f"Deal {n}", account=org.acme, via=Via.FORM)
+    settings.TRUEPIPE_API_COUNT_MAX = 2  # Ravi has 5 deals: counting stops 2 rows past the page
+    first = api_as(org.ravi).get("opportunities", limit=1, ordering="name").json()
+    assert (first["count"], first["count_exact"]) == (3, False)
+    assert "offset=1" in first["next"]
+    near_the_end = api_as(org.ravi).get("opportunities", limit=1, offset=2, ordering="name").json()
+    assert (near_the_end["count"], near_the_end["count_exact"]) == (5, True)
+    last = api_as(org.ravi).get("opportunities", limit=1, offset=4, ordering="name").json()
     assert last["next"] is None and len(last["items"]) == 1
 
 

@@ -40,7 +40,7 @@ def actor(request: HttpRequest) -> Any:
 
 
 def page(request: HttpRequest, qs: QuerySet, params: Any, serialise: Callable[[Any], Any]) -> dict[str, Any]:
-    """The list envelope: {"count", "limit", "offset", "next", "items"}; two queries plus prefetches.
+    """The list envelope: {"count", "count_exact", "limit", "offset", "next", "items"}; two queries plus prefetches.
 
     `params` is the endpoint's query schema: a parameter it does not declare is refused, so a
     typo (`?onwer=5`) is an error instead of a silently unfiltered list.
@@ -62,7 +62,12 @@ def page(request: HttpRequest, qs: QuerySet, params: Any, serialise: Callable[[A
         )
     if not 0 <= offset <= MAX_OFFSET:
         raise ApiError(400, "Offset: a whole number of zero or more.", fields={"offset": "Zero or more."})
-    count = qs.count()
+    # Counting a million rows on every page costs more than the page: count exactly up to a
+    # ceiling past this page, and beyond it say the count is a lower bound.
+    ceiling = offset + limit + settings.TRUEPIPE_API_COUNT_MAX
+    count = qs[: ceiling + 1].count()
+    exact = count <= ceiling
+    count = min(count, ceiling)
     rows = list(qs[offset : offset + limit])
     next_url = None
     if offset + limit < count:
@@ -73,7 +78,14 @@ def page(request: HttpRequest, qs: QuerySet, params: Any, serialise: Callable[[A
             f"{request.path}?{urlencode(sorted(params.lists()), doseq=True)}"
         )
     items = [serialise(row) for row in rows]
-    return {"count": count, "limit": limit, "offset": offset, "next": next_url, "items": items}
+    return {
+        "count": count,
+        "count_exact": exact,
+        "limit": limit,
+        "offset": offset,
+        "next": next_url,
+        "items": items,
+    }
 
 
 def order(

@@ -83,6 +83,7 @@ def page_of(item: type[Schema], name: str) -> type[Schema]:
         {
             "__annotations__": {
                 "count": int,
+                "count_exact": bool,
                 "limit": int,
                 "offset": int,
                 "next": str | None,

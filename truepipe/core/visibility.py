@@ -43,12 +43,27 @@ def role_of(user) -> str | None:
     return profile.role
 
 
-def _owner_q(user, field: str) -> Q:
+# Above this many people a manager's subtree is matched by a subquery instead of a list of ids.
+SUBTREE_LIST_MAX = 10_000
+
+
+def subtree_ids(user) -> list[int] | QuerySet:
+    """The ids of the people in a manager's reporting subtree (themselves included).
+
+    A literal list lets both databases plan well: a small team's deals come from the owner
+    index, a VP's first page from the close-date index without sorting every deal. An
+    enormous subtree falls back to a subquery (the query-parameter limits of SQLite).
+    """
+    path = user.profile.path or f"/{user.pk}/"
+    people = SalesProfile.objects.filter(path__startswith=path).values_list("user_id", flat=True)
+    ids = list(people[: SUBTREE_LIST_MAX + 1])
+    return people if len(ids) > SUBTREE_LIST_MAX else ids
+
+
+def _owner_q(user, field: str, subtree: list[int] | QuerySet | None = None) -> Q:
     """Records whose `field` (a user FK path) is this user or, for a manager, anyone below."""
-    role = role_of(user)
-    if role == Role.MANAGER:
-        path = user.profile.path or f"/{user.pk}/"
-        return Q(**{f"{field}__profile__path__startswith": path})
+    if role_of(user) == Role.MANAGER:
+        return Q(**{f"{field}__in": subtree_ids(user) if subtree is None else subtree})
     return Q(**{field: user.pk})
 
 
@@ -83,28 +98,33 @@ def visible(user, model: type[M], action: Action = "view") -> QuerySet[M]:
         return qs.none()
 
     # Rep and manager: ownership along the reporting line.
+    subtree = subtree_ids(user) if role == Role.MANAGER else None  # one query, reused below
+
+    def owned(field: str) -> Q:
+        return _owner_q(user, field, subtree)
+
     if model is Opportunity:
-        return qs.filter(_owner_q(user, "owner"))
+        return qs.filter(owned("owner"))
     if model is Account:
         if action == "change":
-            return qs.filter(_owner_q(user, "owner"))
-        deals = Opportunity.objects.filter(deleted_at__isnull=True).filter(_owner_q(user, "owner"))
-        return qs.filter(_owner_q(user, "owner") | Exists(deals.filter(account=OuterRef("pk"))))
+            return qs.filter(owned("owner"))
+        deals = Opportunity.objects.filter(deleted_at__isnull=True).filter(owned("owner"))
+        return qs.filter(owned("owner") | Exists(deals.filter(account=OuterRef("pk"))))
     if model is Contact:
         if action == "change":
-            return qs.filter(_owner_q(user, "owner"))
-        deals = Opportunity.objects.filter(deleted_at__isnull=True).filter(_owner_q(user, "owner"))
-        owned_accounts = Account.objects.filter(_owner_q(user, "owner"))
+            return qs.filter(owned("owner"))
+        deals = Opportunity.objects.filter(deleted_at__isnull=True).filter(owned("owner"))
+        owned_accounts = Account.objects.filter(owned("owner"))
         return qs.filter(
-            _owner_q(user, "owner")
+            owned("owner")
             | Exists(owned_accounts.filter(pk=OuterRef("account_id")))
             | Exists(deals.filter(account=OuterRef("account_id")))
         )
     if model is Activity:
         if action == "change":
-            return qs.filter(_owner_q(user, "owner"))
-        deals = Opportunity.objects.filter(_owner_q(user, "owner"))
-        return qs.filter(_owner_q(user, "owner") | Exists(deals.filter(pk=OuterRef("opportunity_id"))))
+            return qs.filter(owned("owner"))
+        deals = Opportunity.objects.filter(owned("owner"))
+        return qs.filter(owned("owner") | Exists(deals.filter(pk=OuterRef("opportunity_id"))))
     return qs.none()
 
 

@@ -123,8 +123,19 @@ class Opportunity(models.Model):
         verbose_name_plural = "opportunities"
         ordering = ["close_date", "id"]
         indexes = [
-            # The rep's own pipeline list and the API's owner filter.
-            models.Index(fields=["owner", "close_date"]),
+            # The rep's own pipeline list and the API's owner filter (live deals only: every
+            # list filters deleted_at IS NULL, and the partial index then also answers COUNT).
+            models.Index(
+                fields=["owner", "close_date"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="opportunity_live_owner_idx",
+            ),
+            # The default order of every list: a big page of everything starts here, no sort.
+            models.Index(
+                fields=["close_date", "id"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="opportunity_live_close_idx",
+            ),
             models.Index(fields=["stage", "owner"]),
             models.Index(fields=["account"]),
             models.Index(fields=["updated_at"]),
