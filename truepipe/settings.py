@@ -215,6 +215,8 @@ LOGGING = {
 # Domain settings.
 TRUEPIPE_DEFAULT_CURRENCY = env("TRUEPIPE_DEFAULT_CURRENCY", "USD")
 TRUEPIPE_API_PAGE_SIZE_MAX = env_int("TRUEPIPE_API_PAGE_SIZE_MAX", 200)
+# List counts are exact up to this many rows past the page asked for, then a lower bound.
+TRUEPIPE_API_COUNT_MAX = env_int("TRUEPIPE_API_COUNT_MAX", 10_000)
 
 # Background work (huey): TRUEPIPE_TASK_QUEUE is "sqlite" (a queue file under TRUEPIPE_HOME, no
 # server), a redis:// URL, or "immediate" (tasks run inline: tests). See docs/operations.md "Workers".
