@@ -40,7 +40,7 @@ def actor(request: HttpRequest) -> Any:
 
 
 def page(request: HttpRequest, qs: QuerySet, params: Any, serialise: Callable[[Any], Any]) -> dict[str, Any]:
-    """The list envelope: {"count", "count_exact", "limit", "offset", "next", "items"}; two queries plus prefetches.
+    """The list envelope: {"count", "count_exact", "limit", "offset", "next", "items"}; three queries plus prefetches.
 
     `params` is the endpoint's query schema: a parameter it does not declare is refused, so a
     typo (`?onwer=5`) is an error instead of a silently unfiltered list.
@@ -65,10 +65,14 @@ def page(request: HttpRequest, qs: QuerySet, params: Any, serialise: Callable[[A
     # Counting a million rows on every page costs more than the page: count exactly up to a
     # ceiling past this page, and beyond it say the count is a lower bound.
     ceiling = offset + limit + settings.TRUEPIPE_API_COUNT_MAX
-    count = qs[: ceiling + 1].count()
+    count = qs.order_by().values("pk")[: ceiling + 1].count()
     exact = count <= ceiling
     count = min(count, ceiling)
-    rows = list(qs[offset : offset + limit])
+    # The page's ids first, from the listed table alone (an index in list order gives the first
+    # rows of a million without a sort), then those rows with their related objects.
+    ids = list(qs.values_list("pk", flat=True)[offset : offset + limit])
+    found = {row.pk: row for row in qs.order_by().filter(pk__in=ids)}
+    rows = [found[pk] for pk in ids if pk in found]
     next_url = None
     if offset + limit < count:
         params = request.GET.copy()
@@ -114,7 +118,9 @@ def order(
     if not keys:
         keys = list(default)
     if not any(key.lstrip("-") in ("id", "pk") for key in keys):
-        keys.append("id")
+        # The tie-breaker follows the last key's direction, so one index read backwards serves
+        # `-amount` (amount, id) as well as `amount`.
+        keys.append("-id" if keys[-1].startswith("-") else "id")
     return qs.order_by(*keys)
 
 

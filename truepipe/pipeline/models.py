@@ -136,6 +136,12 @@ class Opportunity(models.Model):
                 condition=models.Q(deleted_at__isnull=True),
                 name="opportunity_live_close_idx",
             ),
+            # Biggest deals first (or last), the other order people ask of a big list.
+            models.Index(
+                fields=["amount", "id"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="opportunity_live_amount_idx",
+            ),
             models.Index(fields=["stage", "owner"]),
             models.Index(fields=["account"]),
             models.Index(fields=["updated_at"]),
