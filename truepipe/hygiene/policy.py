@@ -89,19 +89,23 @@ def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keyed by (number, row id): a publish that rolled back leaves its number free for the next one.
-_cache: dict[tuple[int, int], Policy] = {}
+_cache: dict[tuple[Any, ...], Policy] = {}
 
 
 def current_policy() -> Policy:
     """The latest published policy (version 0, the defaults, if none was ever published).
 
     Every write evaluates its deal under the current policy, so the parsed policy
-    is kept per version number: one small query per call finds the number.
+    is kept per version: one small query per call finds it. The key holds the row's creation
+    time too, because a rolled-back publish can free a number and id (SQLite reuses them) that
+    the next publish then takes with another document.
     """
     with connection.cursor() as cursor:  # raw: every write runs this
-        cursor.execute("SELECT number, id FROM hygiene_policyversion ORDER BY number DESC LIMIT 1")
+        cursor.execute(
+            "SELECT number, id, created_at FROM hygiene_policyversion ORDER BY number DESC LIMIT 1"
+        )
         row = cursor.fetchone()
-    latest = (row[0], row[1]) if row else (0, 0)
+    latest = (row[0], row[1], str(row[2])) if row else (0, 0, "")
     if latest not in _cache:
         if row is None:
             _cache[latest] = Policy(0, default_document())
