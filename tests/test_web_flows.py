@@ -17,6 +17,7 @@ from truepipe.accounts import services as account_services
 from truepipe.activities import services as activity_services
 from truepipe.activities.models import Activity
 from truepipe.core.models import Via
+from truepipe.hygiene.services import snooze_opportunity
 from truepipe.pipeline import services as pipeline_services
 from truepipe.pipeline.models import Opportunity, OpportunityChange
 
@@ -437,3 +438,17 @@ def test_a_bulk_action_returns_to_the_same_filtered_list(org):
 def test_delivery_lands_on_the_won_deals(org):
     html = login(org.dana).get(reverse("pipeline")).content.decode()
     assert "Acme expansion" in html
+
+
+def test_the_opportunity_page_says_what_the_discipline_engine_holds_against_the_deal(org):
+    deal_url = reverse("opportunity", args=[org.ravi_open.pk])
+    assert "Close date in the past" not in login(org.ravi).get(deal_url).content.decode()
+
+    last_month = timezone.localdate() - dt.timedelta(days=30)
+    pipeline_services.update_opportunity(org.ravi, org.ravi_open, {"close_date": last_month}, via=Via.FORM)
+    snooze_opportunity(org.ravi, org.ravi_open, timezone.localdate() + dt.timedelta(days=7), "Buyer on leave")
+
+    html = login(org.maya).get(deal_url).content.decode()
+    assert "Needs attention" in html
+    assert "Close date in the past" in html
+    assert "Buyer on leave" in html and "Ravi" in html

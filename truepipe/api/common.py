@@ -40,7 +40,9 @@ def actor(request: HttpRequest) -> Any:
 
 
 def page(request: HttpRequest, qs: QuerySet, params: Any, serialise: Callable[[Any], Any]) -> dict[str, Any]:
-    """The list envelope: {"count", "count_exact", "limit", "offset", "next", "items"}; three queries plus prefetches.
+    """The list envelope: {"count", "count_exact", "limit", "offset", "next", "items"}.
+
+    Three queries plus prefetches: a bounded count, the page's ids, the page's rows.
 
     `params` is the endpoint's query schema: a parameter it does not declare is refused, so a
     typo (`?onwer=5`) is an error instead of a silently unfiltered list.

@@ -206,3 +206,50 @@ class EvaluationRun(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+class QueueSetting(models.Model):
+    """A rep's own time box for the daily queue, overriding the policy's ``queue.minutes``."""
+
+    rep = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="queue_setting"
+    )
+    minutes = models.PositiveSmallIntegerField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.rep_id}: {self.minutes} min"
+
+
+class QueueDay(models.Model):
+    """One rep's daily queue as first built that day: what was planned, what was reviewed, when cleared.
+
+    The plan is fixed when the rep first opens the queue (changing the time box re-plans it), so
+    progress means "of this morning's items, how many are done". `streak` is the number of
+    consecutive working days, ending with this one, on which the rep cleared their queue
+    (set when it is cleared).
+    """
+
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="queue_days")
+    day = models.DateField()  # in the rep's own time zone
+    built_at = models.DateTimeField(default=timezone.now)
+    box_minutes = models.PositiveSmallIntegerField()
+    planned = models.JSONField(default=list)  # violation ids, best first
+    planned_minutes = models.PositiveSmallIntegerField(default=0)
+    # Violations the rep explained (rules an edit cannot clear, such as a pushed close date).
+    reviewed = models.JSONField(default=list)
+    # The median open deal amount the ranking used (the value weight's base), fixed for the day.
+    median_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    streak = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["rep", "-day"]
+        constraints = [models.UniqueConstraint(fields=["rep", "day"], name="queue_day_one_per_rep")]
+        indexes = [models.Index(fields=["day"])]  # the day's median, shared by everyone's queue
+
+    def __str__(self) -> str:
+        return f"{self.rep_id} queue {self.day}"

@@ -2,6 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from truepipe.web.views import accounts, activities, board, opportunities, pipeline, policy, search
+from truepipe.web.views import scorecard as scorecard_views
+from truepipe.web.views import today as today_views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -26,4 +28,11 @@ urlpatterns = [
     path("search/", search.search, name="search"),
     path("policy/", policy.policy_page, name="policy"),
     path("policy/export.json", policy.policy_export, name="policy-export"),
+    path("today/", today_views.today, name="today"),
+    path("today/items/<int:pk>/<slug:action>/", today_views.fix, name="today-fix"),
+    path("today/time-box/", today_views.time_box, name="today-time-box"),
+    path("today/snoozes/<int:pk>/wake/", today_views.wake, name="today-wake"),
+    path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
+    path("scorecard/<int:rep_id>/", scorecard_views.rep_scorecard, name="rep-scorecard"),
+    path("violations/<int:pk>/waive/", scorecard_views.violation_waive, name="violation-waive"),
 ]

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from truepipe.accounts.models import Account
@@ -15,6 +16,8 @@ from truepipe.activities.models import Activity
 from truepipe.core import visibility
 from truepipe.core.errors import ServiceError
 from truepipe.core.models import Via
+from truepipe.hygiene.models import Snooze, Violation, ViolationStatus
+from truepipe.hygiene.rules import load_all
 from truepipe.pipeline import services
 from truepipe.pipeline.models import Opportunity, Stage
 from truepipe.web.forms import LogTouchForm, OpportunityForm, apply_service_error
@@ -60,7 +63,25 @@ def detail_context(request: HttpRequest, deal: Opportunity, form: OpportunityFor
         "lines": list(deal.lines.select_related("product")),
         "log_form": LogTouchForm(user=user, opportunity=deal) if visibility.can_create(user) else None,
         "inline_deal": deal,
+        **discipline_context(deal),
     }
+
+
+def discipline_context(deal: Opportunity) -> dict:
+    """What the discipline engine currently holds against this deal, and its snooze if any."""
+    rules = load_all()
+    flags = [
+        {"violation": v, "title": rules[v.rule].title if v.rule in rules else v.rule}
+        for v in Violation.objects.filter(opportunity=deal, live=True, status=ViolationStatus.OPEN).order_by(
+            "-severity", "opened_at"
+        )
+    ]
+    snooze = (
+        Snooze.objects.filter(opportunity=deal, cancelled_at__isnull=True, until__gte=timezone.localdate())
+        .select_related("created_by")
+        .first()
+    )
+    return {"flags": flags, "snooze": snooze}
 
 
 @login_required
