@@ -13,6 +13,14 @@ a fraction of his meetings a week late; the meticulous logger enters everything
 at once and cannot close. Entries dated after "now" are simply not made yet, which
 leaves a live open pipeline.
 
+Two habits of care decide how a pipeline reads to the discipline rules: a rep who
+logs a touch sets the deal's next step when the last one is done (as often as
+their `fill`), and a deal that died without being closed in the CRM stays open,
+rotting, until a pipeline review with the manager turns it up (never, for the
+rainmaker). The new hire is sloppy for the first half of the history, then
+coached: his habits improve over most of the second half and his reviews start,
+so his discipline score climbs over the back-filled record (`truepipe.demo.backfill`).
+
 Everything is drawn from `random.Random` instances seeded from the seed and a
 stable name, so the same seed and the same `today` produce the same database.
 """
@@ -87,14 +95,33 @@ class Profile:
     surprise_share: float = 0.0  # won deals first entered a few days before they close
     unentered_losses: float = 0.0  # lost deals never entered at all
     late_losses: float = 0.3  # share of losses that die in Proposal or Negotiation
-    abandoned_losses: float = 0.1  # lost deals left open in the CRM (they rot)
+    abandoned_losses: float = 0.1  # lost deals left open in the CRM (they rot until a review)
     optimism_days: float = 20.0  # how far before the real close the first close date is
     quota: int = 150_000  # per quarter
+    # The stretch of the history (as fractions of it) over which hygiene moves to `improves_to`.
+    improves_between: tuple[float, float] = (0.0, 1.0)
+    # Pipeline reviews with the manager, every so many days (None: never), from this point of the
+    # history on: a review is when a dead deal left open in the CRM finally gets marked lost.
+    review_every_days: float | None = 30.0
+    reviews_from: float = 0.0
+    abandoned_losses_improved: float = 0.0  # what `abandoned_losses` becomes as hygiene improves
+
+    def improvement(self, progress: float) -> float:
+        """How far (0..1) the rep has moved towards `improves_to` at this point of the history."""
+        if self.improves_to is None:
+            return 0.0
+        first, last = self.improves_between
+        weight = (progress - first) / (last - first) if last > first else float(progress >= first)
+        return min(1.0, max(0.0, weight))
 
     def hygiene_at(self, progress: float) -> Hygiene:
         if self.improves_to is None:
             return self.hygiene
-        return self.hygiene.blend(self.improves_to, min(1.0, max(0.0, progress)))
+        return self.hygiene.blend(self.improves_to, self.improvement(progress))
+
+    def abandoned_at(self, progress: float) -> float:
+        weight = self.improvement(progress)
+        return self.abandoned_losses + (self.abandoned_losses_improved - self.abandoned_losses) * weight
 
 
 RAINMAKER = Profile(
@@ -120,6 +147,7 @@ RAINMAKER = Profile(
     abandoned_losses=0.6,
     optimism_days=10,
     quota=200_000,
+    review_every_days=None,  # his manager never goes through his pipeline with him
 )
 LOGGER = Profile(
     key="logger",
@@ -141,6 +169,7 @@ LOGGER = Profile(
     late_losses=0.85,
     abandoned_losses=0.0,
     optimism_days=40,
+    review_every_days=7,
 )
 ALL_ROUNDER = Profile(
     key="all_rounder",
@@ -162,6 +191,7 @@ ALL_ROUNDER = Profile(
     abandoned_losses=0.03,
     optimism_days=12,
     quota=170_000,
+    review_every_days=14,
 )
 NEW_HIRE = Profile(
     key="new_hire",
@@ -189,8 +219,13 @@ NEW_HIRE = Profile(
         skip=0.03,
         entry_days=0.8,
     ),
-    abandoned_losses=0.15,
+    abandoned_losses=0.3,
+    abandoned_losses_improved=0.03,
     quota=90_000,
+    # Sloppy for his first months; coached from 55% of the history on, good in its last weeks.
+    improves_between=(0.55, 0.85),
+    review_every_days=14,  # fortnightly pipeline reviews once his coaching starts
+    reviews_from=0.65,
 )
 
 
@@ -205,17 +240,18 @@ def ordinary_profile(rng: random.Random) -> Profile:
         cycle_days=rng.uniform(50, 75),
         touch_every_days=rng.uniform(4.5, 7),
         hygiene=Hygiene(
-            log_share=rng.uniform(0.45, 0.8),
+            log_share=rng.uniform(0.6, 0.85),
             instant_share=rng.uniform(0.2, 0.5),
             lag_hours=rng.uniform(8, 36),
-            fill=rng.uniform(0.3, 0.6),
+            fill=rng.uniform(0.45, 0.75),
             update_days=rng.uniform(1, 4),
             skip=rng.uniform(0.1, 0.3),
             entry_days=rng.uniform(2, 8),
         ),
-        abandoned_losses=rng.uniform(0.05, 0.25),
+        abandoned_losses=rng.uniform(0.03, 0.15),
         late_losses=rng.uniform(0.2, 0.4),
         optimism_days=rng.uniform(10, 30),
+        review_every_days=rng.uniform(14, 30),  # fortnightly to monthly pipeline reviews
     )
 
 
@@ -404,6 +440,7 @@ class Result:
     users: dict[str, Any]
     start: date
     today: date
+    now: datetime  # the moment the history stops: entries dated later are not made yet
     deals: int = 0
     activities: int = 0
 
@@ -423,8 +460,13 @@ class Generator:
         self.users: dict[str, Any] = {}
         self.progress = progress
         self.stages: dict[str, Stage] = {}
+        self.open_stage_names: dict[int, str] = {}
         self.products: list[Product] = []
         self._seq = 0
+        # Per rep: a second random stream for the habits of care (next steps kept current, dead
+        # deals cleaned out at pipeline reviews), so they leave the selling story untouched.
+        self._care = random.Random(0)
+        self._review_phase = 0.0
 
     # Public API
 
@@ -434,8 +476,9 @@ class Generator:
         return sum(deal_count(p.profile, months) for p in self.people if p.profile)
 
     def run(self) -> Result:
-        result = Result(self.people, self.users, self.start, self.today)
+        result = Result(self.people, self.users, self.start, self.today, self.now)
         self.stages = {stage.name: stage for stage in Stage.objects.all()}
+        self.open_stage_names = {self.stages[name].pk: name for name in OPEN_STAGES if name in self.stages}
         missing = [name for name in (*OPEN_STAGES, "Won", "Lost") if name not in self.stages]
         if missing:
             raise DemoError(
@@ -557,6 +600,8 @@ class Generator:
     def _rep_history(self, person: Person, book: list[tuple[Any, list[Any]]]) -> tuple[int, int]:
         assert person.profile is not None
         rng = random.Random(f"{self.options.seed}:history:{person.username}")
+        self._care = random.Random(f"{self.options.seed}:care:{person.username}")
+        self._review_phase = self._care.uniform(0, person.profile.review_every_days or 1)
         user = self.users[person.username]
         tz = ZoneInfo(TEAMS[person.team])
         span = (self.today - self.start).days
@@ -624,7 +669,7 @@ class Generator:
         # What the rep entered.
         surprise = won and rng.random() < profile.surprise_share
         unentered = not won and rng.random() < profile.unentered_losses
-        abandoned = not won and rng.random() < profile.abandoned_losses
+        abandoned = not won and rng.random() < profile.abandoned_at(self._progress_of(first_touch))
         if surprise:
             created = work_moment(rng, (closed - timedelta(days=rng.uniform(1, 7))).astimezone(tz).date(), tz)
             created = max(created, reached[0] + timedelta(hours=1))
@@ -644,12 +689,15 @@ class Generator:
             events.append(
                 self._create(rng, created, name, account, stage_index, amount, close_guess, hygiene, tz)
             )
-            if "amount" in events[-1].data:
+            # A rep who filled in the amount at once also gave the close date then, and keeps it
+            # (pushing it as it passes) rather than guessing a new one on reaching Proposal.
+            priced = "amount" in events[-1].data
+            if priced:
                 lines = self._lines(rng, amount)
                 events.append(self._event(created + timedelta(minutes=1), "products", lines=lines))
             events.extend(
                 self._progress_events(
-                    rng, profile, reached, stage_index, created, amount, closed, hygiene, tz
+                    rng, profile, reached, stage_index, created, amount, closed, hygiene, tz, priced
                 )
             )
             current_close = close_guess if stage_index >= PROPOSAL else None
@@ -662,9 +710,27 @@ class Generator:
                 events.append(
                     self._close_event(rng, close_at, closed, won, None, hygiene, tz, fallback=amount)
                 )
+            elif (review := self._review_after(profile, closed, tz)) is not None:
+                # Left open after it died, until a pipeline review with the manager turns it up.
+                last = max(e.at for e in events)
+                review = max(review, last + timedelta(minutes=10))
+                events.append(self._close_event(self._care, review, closed, False, None, hygiene, tz))
         # What really happened with the customer, and which of it reached the CRM.
         events.extend(self._touches(rng, profile, first_touch, closed, contacts, account, won, tz))
         return DealPlan(user, account, contacts, name, events)
+
+    def _review_after(self, profile: Profile, died: datetime, tz: ZoneInfo) -> datetime | None:
+        """The first pipeline review at which a deal that died unrecorded is noticed (None: never)."""
+        every = profile.review_every_days
+        if every is None:
+            return None
+        origin = datetime.combine(self.start, time(0), tzinfo=UTC)
+        noticed = died + timedelta(days=self._care.uniform(10, 25))  # it takes a while to look dead
+        earliest = max(noticed, origin + (self.now - origin) * profile.reviews_from)
+        since = (earliest - origin).total_seconds() / 86400 - self._review_phase
+        reviews = max(0, math.ceil(since / every))
+        day = (origin + timedelta(days=self._review_phase + reviews * every)).astimezone(tz).date()
+        return work_moment(self._care, day, tz, start=9, end=12)
 
     @staticmethod
     def _loss_stage(rng: random.Random, profile: Profile) -> int:
@@ -742,10 +808,11 @@ class Generator:
         closed: datetime,
         hygiene: Hygiene,
         tz: ZoneInfo,
+        priced: bool,
     ) -> Iterator[Event]:
         """Stage moves as entered: late by the rep's update delay, some skipped."""
         last = created
-        has_amount = stage_index >= PROPOSAL
+        has_amount = priced
         pending = list(range(stage_index + 1, len(reached)))
         for position, index in enumerate(pending):
             is_last = position == len(pending) - 1
@@ -884,7 +951,13 @@ class Generator:
             subject = rng.choice(names.TOUCH_SUBJECTS[kind]).format(
                 first=contact.first_name if contact else "the team", topic=topic, company=account.name
             )
-        yield self._event(logged, "touch", kind=kind, occurred_at=occurred, subject=subject, contact=contact)
+        data: dict[str, Any] = {"kind": kind, "occurred_at": occurred, "subject": subject, "contact": contact}
+        if not signed and self._care.random() < hygiene.fill:
+            # Logging the touch, a careful rep also sets the deal's next step if the last one is
+            # done (picked from the stage's list when the entry is made: the stage is known only then).
+            due = working_day(logged.astimezone(tz).date() + timedelta(days=self._care.randint(2, 9)))
+            data["next_step"] = (self._care.random(), due)
+        yield self._event(logged, "touch", **data)
 
     # Applying a plan through the services
 
@@ -921,7 +994,23 @@ class Generator:
                     participants=[contact] if contact else None,
                 )
                 activities += 1
+                stage_name = self.open_stage_names.get(opp.stage_id) if opp is not None else None
+                if "next_step" in data and stage_name is not None and self._step_due(opp, event.at):
+                    assert opp is not None
+                    pick, due = data["next_step"]
+                    choices = names.NEXT_STEPS[stage_name]
+                    changes = {"next_step": choices[int(pick * len(choices))], "next_step_date": due}
+                    opp = pipeline_services.update_opportunity(
+                        plan.rep, opp, changes, via=Via.DEMO, at=event.at
+                    )
         return (1 if opp is not None else 0), activities
+
+    @staticmethod
+    def _step_due(opp: Any, at: datetime) -> bool:
+        """Whether the deal's next step is missing or due by tomorrow (time to set the next one)."""
+        if not opp.next_step or opp.next_step_date is None:
+            return True
+        return bool(opp.next_step_date <= (at + timedelta(days=1)).date())
 
 
 def deal_count(profile: Profile, months: int) -> int:

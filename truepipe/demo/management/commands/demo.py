@@ -7,18 +7,21 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from tqdm import tqdm
 
 from truepipe.core.errors import ServiceError
+from truepipe.demo.backfill import BACKFILL_DAYS, backfill, backfill_days, history_being_written
 from truepipe.demo.generator import DEMO_PASSWORD, MAX_REPS, MIN_REPS, DemoError, Generator, Options, cast
 from truepipe.demo.stats import rep_stats
+from truepipe.hygiene import scoring
 from truepipe.pipeline.models import Opportunity
 from truepipe.web.management.commands.serve import DEFAULT_BIND, parse_bind
 
 VP = "victoria"
+SCORE_DAYS = 30
 
 
 def _date(value: str) -> date:
@@ -53,6 +56,20 @@ def table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+def _fmt_score(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """Scores 0-100 as a row of bars, one per day."""
+    return "".join(SPARKS[min(len(SPARKS) - 1, int(value / 100 * len(SPARKS)))] for value in values)
+
+
 class Command(BaseCommand):
     help = (
         "Create a demo sales organisation with months of history on an empty database, "
@@ -73,6 +90,15 @@ class Command(BaseCommand):
             default=None,
             help="Pretend today is YYYY-MM-DD (makes the data reproducible; default: the real date).",
         )
+        parser.add_argument(
+            "--backfill-days",
+            type=int,
+            default=BACKFILL_DAYS,
+            help=(
+                "Evaluate the rules and record scores and snapshots for each of the last N days of the "
+                f"history, as the nightly job would have (default {BACKFILL_DAYS}; 0: only as of now)."
+            ),
+        )
         parser.add_argument("--no-serve", action="store_true", help="Stop after printing; do not serve.")
         parser.add_argument(
             "--bind", default=DEFAULT_BIND, help=f"HOST:PORT to serve on (default {DEFAULT_BIND})."
@@ -88,6 +114,8 @@ class Command(BaseCommand):
             raise CommandError("--months must be between 1 and 36.")
         if not MIN_REPS <= options["reps"] <= MAX_REPS:
             raise CommandError(f"--reps must be between {MIN_REPS} and {MAX_REPS}.")
+        if options["backfill_days"] < 0:
+            raise CommandError("--backfill-days cannot be negative.")
         if not options["no_serve"]:
             parse_bind(options["bind"])  # a typo should fail now, not after a minute of generating
         call_command("migrate", interactive=False, verbosity=0)
@@ -108,6 +136,7 @@ class Command(BaseCommand):
         vp = User.objects.filter(username=VP).select_related("profile").first()
         if vp is not None:
             self._summary(vp, options)
+            self._scores(options)
             if generated:
                 self._logins(options)
         if options["no_serve"]:
@@ -136,7 +165,8 @@ class Command(BaseCommand):
         bar.total = generator.plan_count()
         bar.refresh()
         try:
-            result = generator.run()
+            with history_being_written():
+                result = generator.run()
         except (DemoError, ServiceError) as exc:
             raise CommandError(f"The demo could not be created: {exc}") from None
         finally:
@@ -146,11 +176,21 @@ class Command(BaseCommand):
             f"Created {len(result.people)} people, {result.deals} deals and {result.activities} activities "
             f"from {result.start} to {result.today} in {generation:.1f} s (seed {options['seed']})."
         )
-        if "evaluate" in get_commands():
-            # The discipline engine, when installed, scores the history just written.
-            began = time.monotonic()
-            call_command("evaluate", verbosity=0)
-            self.stdout.write(f"Evaluated the rules in {time.monotonic() - began:.1f} s.")
+        # The discipline record: every day evaluated and snapshotted in turn, then as of the demo's now.
+        began = time.monotonic()
+        days = backfill_days(result.start, result.now, options["backfill_days"])
+        bar = tqdm(
+            total=len(days), unit="day", desc="Back-filling the discipline record", disable=None, leave=False
+        )
+        try:
+            done = backfill(days, result.now, progress=bar.update)
+        finally:
+            bar.close()
+        span = f" for each day from {days[0]} to {days[-1]} and" if days else ""
+        self.stdout.write(
+            f"Evaluated the rules{span} as of now ({done.evaluations} evaluations, "
+            f"{done.snapshot_rows} snapshot rows) in {time.monotonic() - began:.1f} s."
+        )
 
     def _summary(self, vp, options: dict[str, Any]) -> None:
         generator = Generator(Options(seed=options["seed"], today=options["today"], months=options["months"]))
@@ -204,6 +244,41 @@ class Command(BaseCommand):
             "(over the whole period, then its first and last 30 days). "
             "Wins <14d old: wins whose deal was created less than 14 days before it closed. "
             "Quota: the quarterly quotas, prorated to the period shown."
+        )
+
+    def _scores(self, options: dict[str, Any]) -> None:
+        """Each rep's discipline score over the last 30 days, its change and its daily trend."""
+        today = Generator(
+            Options(seed=options["seed"], today=options["today"], months=options["months"])
+        ).today
+        labels = {p.username: p.note for p in cast(MAX_REPS, options["seed"]) if p.profile is not None}
+        rows = scoring.scorecard(scoring.scored_people(), today, SCORE_DAYS, with_trend=True)
+        self.stdout.write(
+            f"\nDiscipline scores over the {SCORE_DAYS} days to {today} "
+            f"(0-100; change: against the {SCORE_DAYS} days before):\n"
+        )
+        self.stdout.write(
+            table(
+                ["Rep", "Manager", "Score", "Change", "Daily, oldest first", "Worst rule", "Profile"],
+                [
+                    [
+                        f"{row.name} ({row.reps} reps)" if row.is_team else row.username,
+                        row.manager,
+                        _fmt_score(row.score),
+                        _fmt_score(row.change, signed=True),
+                        sparkline([score for _, score in row.trend]),
+                        row.worst_rule or "-",
+                        "" if row.is_team else labels.get(row.username, ""),
+                    ]
+                    for row in rows
+                ],
+                right={2, 3},
+            )
+        )
+        self.stdout.write(
+            "\nScore: the mean of the daily discipline scores (100: nothing open against the rep; "
+            "see docs/scoring.md). Worst rule: among the violations open now. "
+            "`truepipe scorecard --period 30` prints the full card; the scorecard page charts it."
         )
 
     def _logins(self, options: dict[str, Any]) -> None:
