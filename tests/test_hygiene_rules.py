@@ -15,7 +15,9 @@ from truepipe.activities.services import log_activity
 from truepipe.core.models import Via
 from truepipe.hygiene.engine import find_all
 from truepipe.hygiene.policy import Policy, current_policy
+from truepipe.hygiene.rules import Finding
 from truepipe.people.services import update_person
+from truepipe.pipeline.models import Opportunity
 from truepipe.pipeline.services import create_opportunity, update_opportunity, update_stage
 
 
@@ -170,7 +172,7 @@ def rita_week(org):
     return monday
 
 
-def _missed(as_of: dt.datetime) -> dict[str, object]:
+def _missed(as_of: dt.datetime) -> dict[str, Finding]:
     return {f.key: f for f in found("missed_daily_update", as_of)}
 
 
@@ -212,6 +214,23 @@ def test_reps_without_open_deals_on_that_day_have_nothing_to_update(org, rita_we
     missed = _missed(_at(monday + dt.timedelta(days=4), 20))
     # Ravi and Owen's deals were created today, after the week under test.
     assert {f.rep_id for f in missed.values()} == {org.rita.pk}
+
+
+@pytest.mark.django_db
+def test_a_missed_day_still_counts_after_the_deals_open_that_day_were_lost(org, rita_week):
+    monday = rita_week
+    deal = Opportunity.objects.get(name="Rita's deal")
+    wednesday = monday + dt.timedelta(days=2)
+    update_opportunity(
+        org.rita,
+        deal,
+        {"stage": stage("Lost"), "lost_reason": "No budget"},
+        via=Via.FORM,
+        at=_at(wednesday, 11),
+    )
+    missed = _missed(_at(monday + dt.timedelta(days=4), 20))
+    # Tuesday she had an open deal and did nothing; from Thursday she had none left to update.
+    assert set(missed) == {f"missed_daily_update:r{org.rita.pk}:{monday + dt.timedelta(days=1)}"}
 
 
 # --- stale clocks relative to the rep's own cycle -----------------------------------------

@@ -184,7 +184,10 @@ def people_filter(qs: QuerySet, value: int | str, path: str = "") -> QuerySet:
     if text.isdigit():
         pk = int(text)
         return qs.filter(**{f"{path}id": pk}) if pk <= MAX_ID else qs.none()
-    return qs.filter(**{f"{path}username__iexact": text})
+    # Resolved to ids first (one small query): `owner_id IN (...)` lets the database walk the
+    # owner's own index in list order instead of scanning everyone's deals for a join match.
+    people = get_user_model().objects.filter(username__iexact=text).values_list("pk", flat=True)
+    return qs.filter(**{f"{path}id__in": list(people)})
 
 
 def stage_ref(value: int | str | None, field: str = "stage") -> Stage | None:

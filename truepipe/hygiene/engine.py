@@ -11,20 +11,29 @@ the live violations: new failures open, failures that stopped hold resolve
 Full evaluation materialises the state into a temporary table once; the
 incremental evaluation that follows each write uses the same SQL as a
 subquery restricted to the written deals, inside the write's transaction.
+
+Each rule is two pieces of SQL (see `rules.base`): its *facts* (the failures,
+keyed, with the values that explain them) and its *presentation* (summary text
+and evidence JSON built from those facts). A full evaluation keeps the facts in
+a temporary table, inserts the new failures with one INSERT ... SELECT that
+applies the presentation, and closes the cleared ones with one UPDATE: no
+Python per record, however many violations a night opens.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
@@ -45,6 +54,8 @@ HISTORY_FIELDS: dict[str, str] = {
     "next_step_date": "date",
 }
 PROGRESS_FIELDS = ("stage", "amount")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+DAY_US = 86_400_000_000
 
 
 def end_of_day(day: dt.date) -> dt.datetime:
@@ -109,6 +120,90 @@ class EvalContext:
 
     def sql(self, text: str) -> str:
         return text.replace("{state}", self.state)
+
+    # --- Building findings in SQL: literals, JSON, text of timestamps and dates. ---
+    # SQL text built with these never goes through parameter substitution, so a `%`
+    # (strftime, printf) in it is a plain character.
+
+    def literal(self, value: Any) -> str:
+        """A constant the engine or the policy supplies, as an SQL literal."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int | float | Decimal):
+            return repr(value) if isinstance(value, float) else str(value)
+        if isinstance(value, dt.datetime):
+            return self.ts(value)
+        if isinstance(value, dt.date):
+            return self.date(value)
+        text = "'" + str(value).replace("'", "''") + "'"
+        return text if self.vendor == "sqlite" else f"CAST({text} AS TEXT)"
+
+    def json_object(self, pairs: dict[str, str]) -> str:
+        """A JSON object from SQL expressions (json_object on SQLite, json_build_object on PostgreSQL)."""
+        function = "json_object" if self.vendor == "sqlite" else "json_build_object"
+        arguments = ", ".join(f"'{name}', {value}" for name, value in pairs.items())
+        return f"{function}({arguments})"
+
+    def json_text(self, expression: str) -> str:
+        """SQL text holding a JSON document, as a JSON value (nested, not quoted as a string)."""
+        return f"json({expression})" if self.vendor == "sqlite" else f"CAST({expression} AS JSON)"
+
+    def json_value(self, value: Any) -> str:
+        """A Python constant (a policy parameter, a list, a mapping) as a JSON value."""
+        if value is None or (isinstance(value, int | float | str) and not isinstance(value, bool)):
+            return self.literal(value)
+        return self.json_text(self.literal(json.dumps(value)))
+
+    def json_bool(self, condition: str) -> str:
+        if self.vendor == "sqlite":
+            return f"CASE WHEN {condition} THEN json('true') ELSE json('false') END"
+        return f"({condition})"
+
+    def text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def float8(self, expression: str) -> str:
+        """As a binary float, like Python's float() of a value read back."""
+        return f"CAST({expression} AS REAL)" if self.vendor == "sqlite" else f"CAST({expression} AS FLOAT8)"
+
+    def iso_timestamp(self, expression: str) -> str:
+        """`datetime.isoformat()` of a stored timestamp read back in UTC (microseconds only when set)."""
+        if self.vendor == "sqlite":
+            # Django stores aware datetimes as naive UTC text: 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+            return f"(REPLACE({expression}, ' ', 'T') || '+00:00')"
+        utc = f"({expression} AT TIME ZONE 'UTC')"
+        return (
+            f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {utc}) = {utc}"
+            f" THEN '' ELSE to_char({utc}, '.US') END || '+00:00')"
+        )
+
+    def iso_date(self, expression: str) -> str:
+        if self.vendor == "sqlite":
+            return f"SUBSTR({expression}, 1, 10)"
+        return f"to_char({expression}, 'YYYY-MM-DD')"
+
+    def days_since(self, expression: str) -> str:
+        """Whole days from a timestamp to the moment, `(as_of - value).days` (to the microsecond)."""
+        if self.vendor == "sqlite":
+            micro = int((self.as_of - EPOCH) // dt.timedelta(microseconds=1))
+            value = (
+                f"(CAST(strftime('%s', SUBSTR({expression}, 1, 19)) AS INTEGER) * 1000000"
+                f" + CASE WHEN LENGTH({expression}) > 20 THEN CAST(SUBSTR({expression}, 21, 6) AS INTEGER)"
+                f" ELSE 0 END)"
+            )
+            gap = f"({micro} - {value})"
+            return (
+                f"CASE WHEN {gap} >= 0 THEN {gap} / {DAY_US} ELSE -((-{gap} + {DAY_US - 1}) / {DAY_US}) END"
+            )
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM ({self.ts(self.as_of)} - {expression})) / 86400) AS BIGINT)"
+
+    def floor_int(self, expression: str) -> str:
+        """The integer part of a non-negative number."""
+        if self.vendor == "sqlite":
+            return f"CAST({expression} AS INTEGER)"
+        return f"CAST(FLOOR({expression}) AS BIGINT)"
 
     def cursor(self):
         return connection.cursor()
@@ -293,14 +388,16 @@ def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def reconcile(
-    ctx: EvalContext, rule: Rule, findings: Iterable[Finding], resolution: Resolution | None = None
-) -> tuple[int, int]:
-    """Open the new failures and close the live violations that no longer fail. Returns (opened, closed)."""
-    found: dict[str, Finding] = {}
-    for finding in findings:
-        found.setdefault(finding.key, finding)
+def reconcile(ctx: EvalContext, rule: Rule, resolution: Resolution | None = None) -> tuple[int, int]:
+    """Incremental evaluation of one rule over a few records: open the new failures and close
+    the live violations that no longer fail. Returns (opened, closed).
+
+    Only the rule's facts run on every write (a small query, as cheap to prepare as it was
+    before summaries moved into SQL); the presentation runs only when something new opened.
+    """
+    found = rule.keys(ctx)
     live = _live(ctx, rule)
+    fresh = sorted(key for key in found if key not in live)
     now = timezone.now()
     new = [
         Violation(
@@ -318,8 +415,7 @@ def reconcile(
             found_at=now,
             policy_version=ctx.policy.version,
         )
-        for key, finding in found.items()
-        if key not in live
+        for finding in (rule.find(ctx, fresh) if fresh else ())
     ]
     cleared = [pk for key, pk in live.items() if key not in found]
     if not new and not cleared:
@@ -341,78 +437,97 @@ def reconcile(
 
 
 FOUND_TABLE = "hy_found"
+# Violation columns an evaluation fills; any other column gets its model default.
+_FILLED = {
+    "id",
+    "rule",
+    "key",
+    "rep",
+    "opportunity",
+    "activity",
+    "day",
+    "severity",
+    "amount",
+    "summary",
+    "evidence",
+    "status",
+    "live",
+    "opened_at",
+    "found_at",
+}
 
 
-def _violation_rows(ctx: EvalContext, rule: Rule, findings: Iterable[Finding]) -> list[dict[str, Any]]:
-    now = timezone.now()
-    return [
-        {
-            "rule": rule.key,
-            "key": finding.key,
-            "rep": finding.rep_id,
-            "opportunity": finding.opportunity_id,
-            "activity": finding.activity_id,
-            "day": finding.day,
-            "severity": rule.severity,
-            "amount": finding.amount,
-            "summary": finding.summary[:255],
-            "evidence": finding.evidence,
-            "status": ViolationStatus.OPEN.value,
-            "live": True,
-            "opened_at": ctx.as_of,
-            "found_at": now,
-            "resolved_via": "",
-            "resolution": "",
-            "waived_reason": "",
-            "policy_version": ctx.policy.version,
-        }
-        for finding in findings
+def _insert_new_sql(ctx: EvalContext, rule: Rule, source: str) -> str:
+    """INSERT ... SELECT of the failures in `source` (a relation of the rule's facts) that have no
+    live violation yet, with their summary and evidence built by the rule's presentation."""
+    columns = rule.presentation(ctx)
+    names = ["rule", "key", "severity", "status", "live", "opened_at", "found_at", "policy_version"]
+    values = [
+        ctx.literal(rule.key),
+        "f.key",
+        str(int(rule.severity)),
+        ctx.literal(ViolationStatus.OPEN.value),
+        "TRUE",
+        ctx.ts(ctx.as_of),
+        ctx.ts(timezone.now()),
+        str(int(ctx.policy.version)),
     ]
+    for name in ("rep_id", "opportunity_id", "activity_id", "day", "amount"):
+        names.append(name)
+        values.append(columns.get(name, "NULL"))
+    names += ["summary", "evidence"]
+    values.append(f"SUBSTR({columns['summary']}, 1, 255)")
+    evidence = columns["evidence"]
+    values.append(evidence if ctx.vendor == "sqlite" else f"CAST({evidence} AS JSONB)")
+    for model_field in Violation._meta.concrete_fields:
+        if model_field.name in _FILLED or model_field.column in names:
+            continue
+        default = model_field.get_default()
+        names.append(str(model_field.column))
+        values.append(ctx.literal(json.dumps(default) if isinstance(default, dict | list) else default))
+    # Keys start with the rule's key: comparing with that rule's live violations only lets the
+    # database hash them instead of probing the whole table.
+    rule_key = ctx.literal(rule.key)
+    new = f"""(SELECT * FROM {source} n WHERE NOT EXISTS (
+                 SELECT 1 FROM hygiene_violation v WHERE v.live AND v.rule = {rule_key} AND v.key = n.key))"""
+    # The WHERE clause keeps SQLite from reading a following ON CONFLICT as a join constraint.
+    return f"""
+        INSERT INTO hygiene_violation ({", ".join(names)})
+        SELECT {", ".join(values)}
+        FROM ({rule.derived_sql(ctx, new)}) f WHERE TRUE"""
 
 
-def _insert_violations(ctx: EvalContext, rule: Rule, findings: list[Finding]) -> int:
-    """Multi-row INSERTs; a chunk that meets a key opened meanwhile (by a write) retries row by row."""
-    from django.db import IntegrityError
-
-    from truepipe.pipeline.services import insert_rows
-
-    inserted = 0
-    for chunk in _chunks(findings, 2000):
-        try:
-            with transaction.atomic():
-                insert_rows(Violation, _violation_rows(ctx, rule, chunk), returning=False)
-            inserted += len(chunk)
-        except IntegrityError:
-            for finding in chunk:
-                try:
-                    with transaction.atomic():
-                        insert_rows(Violation, _violation_rows(ctx, rule, [finding]), returning=False)
-                    inserted += 1
-                except IntegrityError:
-                    pass
-    return inserted
+def _insert_new(ctx: EvalContext, rule: Rule, source: str) -> int:
+    """Insert the new failures; returns how many. A plain INSERT first: a key a concurrent
+    write's own evaluation opened meanwhile makes it fail, and then it runs again skipping
+    such keys (ON CONFLICT DO NOTHING costs a speculative insertion per row, kept for the race)."""
+    sql = _insert_new_sql(ctx, rule, source)
+    try:
+        with transaction.atomic(), ctx.cursor() as cursor:
+            cursor.execute(sql)
+            return max(cursor.rowcount, 0)
+    except IntegrityError:
+        with transaction.atomic(), ctx.cursor() as cursor:
+            cursor.execute(f"{sql} ON CONFLICT DO NOTHING")
+            return max(cursor.rowcount, 0)
 
 
 def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
-    """Full evaluation of a rule whose failures are keyed in SQL: compare with the live violations
-    in the database, and build Findings (evidence, summaries) only for the new failures."""
+    """Full evaluation of one rule, in SQL: its facts go to a temporary table keyed like the
+    violations; the new keys are inserted with their summary and evidence (one INSERT ... SELECT);
+    live violations whose key was not found are resolved (state rules) or expire (event rules)."""
     closed_status = (ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED).value
-    with ctx.cursor() as cursor:
+    with rule.prepared(ctx), ctx.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {FOUND_TABLE} AS SELECT * FROM ({ctx.sql(rule.query(ctx))}) f"
+            f"CREATE TEMPORARY TABLE {FOUND_TABLE} AS SELECT * FROM ({ctx.sql(rule.facts(ctx))}) f"
         )
-        cursor.execute(f"CREATE INDEX {FOUND_TABLE}_key ON {FOUND_TABLE} (key)")
-        if ctx.vendor == "postgresql":
-            cursor.execute(f"ANALYZE {FOUND_TABLE}")
-        cursor.execute(
-            f"SELECT f.* FROM {FOUND_TABLE} f WHERE NOT EXISTS ("
-            f"SELECT 1 FROM hygiene_violation v WHERE v.live AND v.key = f.key)"
-        )
-        names = [column[0] for column in cursor.description]
-        new = [rule.finding(ctx, dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
-    opened = _insert_violations(ctx, rule, new)
+        if ctx.vendor == "sqlite":
+            # SQLite answers the NOT EXISTS below by index lookups; PostgreSQL hashes the table
+            # (an index and ANALYZE cost it more than they save).
+            cursor.execute(f"CREATE INDEX {FOUND_TABLE}_key ON {FOUND_TABLE} (key)")
     with transaction.atomic(), ctx.cursor() as cursor:
+        opened = _insert_new(ctx, rule, FOUND_TABLE)
         at = ctx.ts(ctx.as_of)
         cursor.execute(
             f"""UPDATE hygiene_violation SET
@@ -440,10 +555,10 @@ def run_rules(
             continue
         if progress:
             progress(rule.key)
-        if ctx.full and rule.keyed_in_sql():
+        if ctx.full:
             opened, closed = reconcile_in_sql(ctx, rule)
         else:
-            opened, closed = reconcile(ctx, rule, rule.find(ctx), resolution)
+            opened, closed = reconcile(ctx, rule, resolution)
         outcome.add(rule.key, opened, closed, rule.event)
     if ctx.full:
         _close_disabled_rules(ctx, outcome)
@@ -499,11 +614,11 @@ def evaluate(
     run = EvaluationRun.objects.create(
         as_of=as_of, day=ctx.day, policy_version=policy.version, trigger=trigger
     )
-    with materialised_state(ctx):
-        outcome = run_rules(ctx, progress=progress)
     from truepipe.hygiene import scoring
 
-    scoring.record_scores(ctx)
+    with materialised_state(ctx):
+        outcome = run_rules(ctx, progress=progress)
+        scoring.record_scores(ctx, materialised=True)  # reads the same state, built once
     run.opened, run.resolved, run.expired = outcome.opened, outcome.resolved, outcome.expired
     run.live = Violation.objects.filter(live=True).count()
     run.seconds = time.perf_counter() - started

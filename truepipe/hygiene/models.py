@@ -61,9 +61,17 @@ class Violation(models.Model):
 
     rule = models.CharField(max_length=40)
     key = models.CharField(max_length=191)
-    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="violations")
+    # No single-column indexes on these two: the composite indexes below start with them.
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="violations", db_index=False
+    )
     opportunity = models.ForeignKey(
-        Opportunity, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
+        Opportunity,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="violations",
+        db_index=False,
     )
     activity = models.ForeignKey(
         Activity, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
@@ -103,6 +111,12 @@ class Violation(models.Model):
             models.Index(fields=["rule", "live"]),
             models.Index(fields=["rep", "opened_at"]),
             models.Index(fields=["closed_at"]),
+            # The scorecard's open violations by rep, rule and severity: read from the index alone.
+            models.Index(
+                fields=["rep", "rule", "severity"],
+                condition=models.Q(status="open"),
+                name="violation_open_by_rep_rule_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -69,13 +69,16 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def record_scores(ctx: Any) -> None:
+def record_scores(ctx: Any, *, materialised: bool = False) -> None:
     """Write every rep's RepScore for ctx.day (delete then insert, one transaction: idempotent).
 
     Reps are people with the rep role, plus managers who own open deals that day,
-    and only on their working days. Open deals are the as-of state of the engine.
+    and only on their working days. Open deals are the as-of state of the engine:
+    its materialised table when the caller built it (`materialised`), else computed here.
     """
     from truepipe.hygiene.engine import state_sql
+
+    state = ctx.state if materialised else f"({state_sql(ctx)})"
 
     settings = scoring_settings(ctx.policy)
     day = ctx.day
@@ -84,7 +87,7 @@ def record_scores(ctx: Any) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {OPEN_TABLE}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE {OPEN_TABLE} AS "
-            f"SELECT s.id, s.owner_id, s.amount FROM ({state_sql(ctx)}) s WHERE s.stage_kind = 'open'"
+            f"SELECT s.id, s.owner_id, s.amount FROM {state} s WHERE s.stage_kind = 'open'"
         )
         cursor.execute(f"SELECT amount FROM {OPEN_TABLE} WHERE amount IS NOT NULL")
         median = _median([float(row[0]) for row in cursor.fetchall()])
@@ -290,24 +293,22 @@ def scorecard(
         ):
             if rep_id in rows:
                 rows[rep_id].trend.append((day, float(score)))
-    counting = Violation.objects.filter(status=ViolationStatus.OPEN)
-    counting = counting.filter(rep_id__in=scope)
-    for sev_entry in counting.values("rep_id", "rule", "severity").annotate(n=Count("id")):
-        row = rows.get(sev_entry["rep_id"])
+    # One grouped read of the open violations (index-only: violation_open_by_rep_rule_idx) gives
+    # both the counts by severity and each rep's worst rule (most high-severity, then most).
+    counting = Violation.objects.filter(status=ViolationStatus.OPEN, rep_id__in=scope)
+    worst: dict[int, dict[str, tuple[int, int]]] = {}
+    for rep_id, rule, severity, n in counting.values_list("rep_id", "rule", "severity").annotate(
+        n=Count("rep_id")
+    ):
+        row = rows.get(rep_id)
         if not row:
             continue
-        attr = {1: "low", 2: "medium", 3: "high"}[sev_entry["severity"]]
-        setattr(row, attr, getattr(row, attr) + sev_entry["n"])
-    worst: dict[int, dict[str, tuple[int, int]]] = {}
-    for rule_entry in counting.values("rep_id", "rule").annotate(
-        n=Count("id"), top=Count("id", filter=Q(severity=3))
-    ):
-        worst.setdefault(rule_entry["rep_id"], {})[rule_entry["rule"]] = (rule_entry["top"], rule_entry["n"])
+        attr = {1: "low", 2: "medium", 3: "high"}[severity]
+        setattr(row, attr, getattr(row, attr) + n)
+        top, total = worst.setdefault(rep_id, {}).get(rule, (0, 0))
+        worst[rep_id][rule] = (top + (n if severity == 3 else 0), total + n)
     for rep_id, rules in worst.items():
-        if rep_id in rows:
-            rows[rep_id].worst_rule = max(rules.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[
-                0
-            ]
+        rows[rep_id].worst_rule = max(rules.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[0]
     deals = Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.OPEN)
     deals = deals.filter(owner_id__in=scope)
     for deal_entry in deals.values("owner_id").annotate(n=Count("id")):

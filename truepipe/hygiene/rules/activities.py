@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from truepipe.activities.models import ActivityKind, ActivitySource
 from truepipe.hygiene.rules import register
-from truepipe.hygiene.rules.base import Finding, Rule, as_datetime, iso
+from truepipe.hygiene.rules.base import Rule
 from truepipe.hygiene.rules.history import hours_diff, window_start
+from truepipe.hygiene.rules.text import round_int, round_tenths, tenths_value
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
@@ -31,7 +32,7 @@ class LoggingLag(Rule):
     event = True
     fix_minutes = 0  # cannot be fixed afterwards; it expires when it leaves the window
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         at = ctx.ts(ctx.as_of)
         start = ctx.ts(window_start(ctx, self.params["window_days"]))
         lag = hours_diff(ctx, "a.logged_at", "a.occurred_at")
@@ -46,23 +47,41 @@ class LoggingLag(Rule):
               AND (a.deleted_at IS NULL OR a.deleted_at > {at})
               AND {lag} > {float(self.params["hours"])}{ctx.ids("a.id", "activity")}"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        hours = float(row["lag_hours"])
-        occurred, logged = as_datetime(row["occurred_at"]), as_datetime(row["logged_at"])
-        late = f"{hours / 24:.0f} days" if hours >= 72 else f"{hours:.0f} hours"
-        label = ActivityKind(row["kind"]).label if row["kind"] in ActivityKind.values else row["kind"]
-        return Finding(
-            key=row["key"],
-            rep_id=row["owner_id"],
-            activity_id=row["id"],
-            summary=f"{label} “{row['subject']}” logged {late} after it happened",
-            evidence={
-                "opportunity_id": row["opportunity_id"],
-                "occurred_at": iso(occurred),
-                "logged_at": iso(logged),
-                "lag_hours": round(hours, 1),
-                "limit_hours": self.params["hours"],
-                "window_days": self.params["window_days"],
-                "as_of": iso(ctx.as_of),
-            },
+    def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
+        hours = ctx.float8("f.lag_hours")
+        return [
+            {
+                "d_hours": round_int(ctx, hours),
+                "d_days": round_int(ctx, f"{hours} / 24"),
+                "d_tenths": round_tenths(ctx, hours),
+            }
+        ]
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        hours = ctx.float8("f.lag_hours")
+        labels = " ".join(
+            f"WHEN {ctx.literal(kind)} THEN {ctx.literal(str(label))}" for kind, label in ActivityKind.choices
         )
+        late = (
+            f"CASE WHEN {hours} >= 72 THEN {ctx.text('f.d_days')} || ' days'"
+            f" ELSE {ctx.text('f.d_hours')} || ' hours' END"
+        )
+        return {
+            "rep_id": "f.owner_id",
+            "activity_id": "f.id",
+            "summary": (
+                f"CASE f.kind {labels} ELSE f.kind END || ' “' || f.subject || '” logged '"
+                f" || {late} || ' after it happened'"
+            ),
+            "evidence": ctx.json_object(
+                {
+                    "opportunity_id": "f.opportunity_id",
+                    "occurred_at": ctx.iso_timestamp("f.occurred_at"),
+                    "logged_at": ctx.iso_timestamp("f.logged_at"),
+                    "lag_hours": tenths_value(ctx, "f.d_tenths"),
+                    "limit_hours": ctx.json_value(self.params["hours"]),
+                    "window_days": ctx.json_value(self.params["window_days"]),
+                    "as_of": ctx.literal(ctx.as_of.isoformat()),
+                }
+            ),
+        }

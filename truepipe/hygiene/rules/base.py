@@ -1,13 +1,27 @@
 """What a rule is: a named, explained, set-based SQL check over the evaluation state.
 
-A rule never loops over records in Python. `find` runs a few SQL statements
-over the whole organisation (or over the few deals a write touched) and returns
-only the failures, each as a `Finding` with the evidence that explains it.
+A rule never loops over records in Python. It is two pieces of SQL:
+
+- `facts`: a SELECT whose first column is the finding's `key` (``stale_touch:o42``),
+  with the values that make it fail, over the whole organisation or, restricted by
+  ids, over the few records a write touched;
+- `presentation`: SQL expressions over one row of those facts (alias `f`) giving
+  the violation's columns: who it counts against, the record, the summary text and
+  the evidence JSON. `derived` may add intermediate columns first (computed once,
+  reused by several expressions).
+
+A full evaluation keeps the facts in a temporary table and applies the
+presentation only to the new failures, in one INSERT ... SELECT; `find` runs
+both as one query and reads the findings back (dry runs, incremental evaluation).
+The text helpers in `rules.text` reproduce Python's formatting (rounding, `g`,
+thousands separators, month names) so a summary reads the same on either database.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,6 +33,8 @@ if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
 
 Subject = Literal["opportunity", "activity", "rep_day"]
+# What a rule's presentation gives for each finding (evidence is a JSON value).
+FINDING_COLUMNS = ("rep_id", "opportunity_id", "activity_id", "day", "amount", "summary", "evidence")
 
 
 @dataclass
@@ -36,7 +52,7 @@ class Finding:
 
 
 class Rule:
-    """Base class: subclasses set the class attributes and implement `find`."""
+    """Base class: subclasses set the class attributes and implement `facts` and `presentation`."""
 
     key: ClassVar[str]
     title: ClassVar[str]
@@ -63,34 +79,77 @@ class Rule:
         except (KeyError, IndexError, ValueError):
             return self.explanation
 
-    def find(self, ctx: EvalContext) -> Iterable[Finding]:
-        """Every failure as of the context's moment. Rules either override this, or define
-        `query` (SQL whose first column is the finding's key) and `finding` (one row to a
-        Finding): then a full evaluation reconciles in SQL and builds Findings only for
-        new failures, which keeps a nightly run over a million deals close to one scan."""
-        sql = self.query(ctx)
-        with ctx.cursor() as cursor:
-            cursor.execute(ctx.sql(sql))
-            names = [column[0] for column in cursor.description]
+    # --- What subclasses define ---
+
+    def facts(self, ctx: EvalContext) -> str:
+        """SQL: one row per failure, `key` first, then the values the presentation reads."""
+        raise NotImplementedError
+
+    def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
+        """Intermediate columns over the facts (`f`), in layers: each layer may use the previous ones."""
+        return []
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        """SQL over `f` (facts plus derived columns) for each of FINDING_COLUMNS (missing: NULL)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def prepared(self, ctx: EvalContext) -> Iterator[None]:
+        """Anything the facts need while they run (a rule may fill a temporary table)."""
+        yield
+
+    # --- Built from them ---
+
+    def derived_sql(self, ctx: EvalContext, source: str) -> str:
+        """The facts in `source` (a table, or a parenthesised SELECT) with the derived columns added."""
+        # OFFSET 0 keeps each layer a subquery of its own: flattened, every use of a column
+        # would repeat (and recompute) the whole expression behind it, and these nest.
+        fence = " LIMIT -1 OFFSET 0" if ctx.vendor == "sqlite" else " OFFSET 0"
+        sql = f"SELECT * FROM {source} f{fence}"
+        for layer in self.derived(ctx):
+            columns = "".join(f", {expression} AS {name}" for name, expression in layer.items())
+            sql = f"SELECT f.*{columns} FROM ({sql}) f{fence}"
+        return sql
+
+    def query(self, ctx: EvalContext, keys: Iterable[str] | None = None) -> str:
+        """One SELECT of every finding (or of those keys): key, then FINDING_COLUMNS."""
+        columns = self.presentation(ctx)
+        select = ", ".join(f"{columns.get(name, 'NULL')} AS {name}" for name in FINDING_COLUMNS)
+        facts = f"({ctx.sql(self.facts(ctx))})"
+        where = ""
+        if keys is not None:
+            where = f" WHERE f.key IN ({', '.join(ctx.literal(key) for key in keys) or 'NULL'})"
+        return f"SELECT f.key, {select} FROM ({self.derived_sql(ctx, facts)}) f{where}"
+
+    def keys(self, ctx: EvalContext) -> set[str]:
+        """The keys of every failure: the facts alone (what an incremental evaluation compares)."""
+        with self.prepared(ctx), ctx.cursor() as cursor:
+            cursor.execute(f"SELECT f.key FROM ({ctx.sql(self.facts(ctx))}) f")
+            return {row[0] for row in cursor.fetchall()}
+
+    def find(self, ctx: EvalContext, keys: Iterable[str] | None = None) -> Iterable[Finding]:
+        """Every failure as of the context's moment (or those of the given keys), as Findings."""
+        with self.prepared(ctx), ctx.cursor() as cursor:
+            cursor.execute(self.query(ctx, keys))
             while batch := cursor.fetchmany(5000):
-                for row in batch:
-                    yield self.finding(ctx, dict(zip(names, row, strict=True)))
-
-    def query(self, ctx: EvalContext) -> str:
-        raise NotImplementedError
-
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        raise NotImplementedError
-
-    @classmethod
-    def keyed_in_sql(cls) -> bool:
-        return cls.query is not Rule.query
+                for key, rep_id, opportunity_id, activity_id, day, amount, summary, evidence in batch:
+                    yield Finding(
+                        key=key,
+                        rep_id=rep_id,
+                        opportunity_id=opportunity_id,
+                        activity_id=activity_id,
+                        day=as_date(day),
+                        amount=as_decimal(amount),
+                        summary=summary,
+                        evidence=json.loads(evidence) if isinstance(evidence, str | bytes) else evidence,
+                    )
 
 
 def rows(ctx: EvalContext, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Iterator[tuple]:
     """Run one SELECT with the context's `{state}` (and other) placeholders filled in."""
     with ctx.cursor() as cursor:
-        cursor.execute(ctx.sql(sql), params)
+        # No parameters, no placeholder substitution: a literal % (strftime) stays as it is.
+        cursor.execute(ctx.sql(sql), params or None)
         while True:
             batch = cursor.fetchmany(5000)
             if not batch:
@@ -125,7 +184,3 @@ def as_decimal(value: Any) -> Decimal | None:
 def iso(value: Any) -> str | None:
     """JSON-friendly ISO text for evidence."""
     return value.isoformat() if isinstance(value, date) else value
-
-
-def days_between(earlier: datetime | None, later: datetime) -> int | None:
-    return None if earlier is None else (later - earlier).days

@@ -6,22 +6,25 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from truepipe.hygiene.rules import register
-from truepipe.hygiene.rules.base import (
-    Finding,
-    Rule,
-    as_date,
-    as_datetime,
-    as_decimal,
-    days_between,
-    iso,
+from truepipe.hygiene.rules.base import Rule
+from truepipe.hygiene.rules.history import day_diff, hours_diff
+from truepipe.hygiene.rules.text import (
+    g_tenths,
+    joined,
+    json_list,
+    month_day,
+    plural,
+    round_tenths,
+    tenths_value,
 )
-from truepipe.hygiene.rules.history import hours_diff
 from truepipe.pipeline.models import StageKind
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
 
 OPEN = f"s.stage_kind = '{StageKind.OPEN.value}'"
+# The columns every deal rule's presentation shares.
+DEAL = {"rep_id": "f.owner_id", "opportunity_id": "f.id", "amount": "f.amount"}
 
 
 def stage_days(ctx: EvalContext, by_stage: dict[str, Any], column: str) -> str:
@@ -62,11 +65,6 @@ def median_days_to_win(ctx: EvalContext) -> str:
         GROUP BY owner_id"""
 
 
-def threshold_for(by_stage: dict[str, Any], stage_name: str) -> float:
-    named = {str(name).lower(): float(days) for name, days in by_stage.items() if name != "default"}
-    return named.get(stage_name.lower(), float(by_stage.get("default", 14)))
-
-
 # Optional: a rep whose deals take long to win gets a longer limit, up to `cycle_factor` times
 # their own median days-to-win (never shorter than the stage's limit).
 CYCLE: dict[str, Any] = {"relative_to_cycle": False, "cycle_factor": 1.5}
@@ -79,7 +77,7 @@ class StaleRule(Rule):
     clock_label: ClassVar[str]
     fix_minutes = 3
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         cycle_join, cycle_column, cycle_condition = "", "NULL AS cycle_days", ""
         if self.params.get("relative_to_cycle"):
             factor = float(self.params.get("cycle_factor", 1.0))
@@ -94,35 +92,57 @@ class StaleRule(Rule):
             WHERE {OPEN} AND s.snoozed_until IS NULL
               AND {stage_days(ctx, self.params["days"], "s." + self.clock)}{cycle_condition}"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        clock_at = as_datetime(row["clock"])
-        days = days_between(clock_at, ctx.as_of)
-        limit = threshold_for(self.params["days"], row["stage_name"])
-        cycle = None
-        if row.get("cycle_days") is not None:
-            cycle = round(float(self.params.get("cycle_factor", 1.0)) * float(row["cycle_days"]), 1)
-            limit = max(limit, cycle)
-        never = clock_at == as_datetime(row["created_at"])
-        return Finding(
-            key=row["key"],
-            rep_id=row["owner_id"],
-            opportunity_id=row["id"],
-            amount=as_decimal(row["amount"]),
-            summary=(
-                f"{row['name']}: no {self.clock_label} for {days} days"
-                f"{' (none since it was created)' if never else ''}; limit {limit:g} in {row['stage_name']}"
+    def _limits(self) -> tuple[dict[str, float], float]:
+        by_stage = self.params["days"]
+        named = {str(name).lower(): float(days) for name, days in by_stage.items() if name != "default"}
+        return named, float(by_stage.get("default", 14))
+
+    def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
+        named, default = self._limits()
+        cases = " ".join(f"WHEN {quote(name)} THEN {days!r}" for name, days in named.items())
+        limit = f"CASE LOWER(f.stage_name) {cases} ELSE {default!r} END" if cases else repr(default)
+        cases = " ".join(f"WHEN {quote(name)} THEN '{days:g}'" for name, days in named.items())
+        limit_text = f"CASE LOWER(f.stage_name) {cases} ELSE '{default:g}' END" if cases else f"'{default:g}'"
+        first = {
+            "d_days": ctx.days_since("f.clock"),
+            "d_never": "CASE WHEN f.clock = f.created_at THEN 1 ELSE 0 END",
+            "d_limit": limit,
+            "d_limit_text": limit_text,
+            "d_cycle": "CAST(NULL AS INTEGER)",
+        }
+        if self.params.get("relative_to_cycle"):
+            # As the Python it replaces: round(cycle_factor * float(median days), 1), in binary floats.
+            factor = ctx.float8(repr(float(self.params.get("cycle_factor", 1.0))))
+            cycle = round_tenths(ctx, f"{factor} * {ctx.float8('f.cycle_days')}")
+            first["d_cycle"] = f"CASE WHEN f.cycle_days IS NULL THEN NULL ELSE {cycle} END"
+        longer = f"f.d_cycle IS NOT NULL AND {ctx.float8('f.d_cycle')} / 10 > {ctx.float8('f.d_limit')}"
+        return [first, {"d_longer": f"CASE WHEN {longer} THEN 1 ELSE 0 END"}]
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        cycle = tenths_value(ctx, "f.d_cycle")
+        limit_text = "f.d_limit_text"
+        if self.params.get("relative_to_cycle"):
+            limit_text = f"CASE WHEN f.d_longer = 1 THEN {g_tenths(ctx, 'f.d_cycle')} ELSE {limit_text} END"
+        return {
+            **DEAL,
+            "summary": (
+                f"f.name || ': no {self.clock_label} for ' || {ctx.text('f.d_days')} || ' days'"
+                f" || CASE WHEN f.d_never = 1 THEN ' (none since it was created)' ELSE '' END"
+                f" || '; limit ' || {limit_text} || ' in ' || f.stage_name"
             ),
-            evidence={
-                "clock": self.clock_label,
-                "last": None if never else iso(clock_at),
-                "since_creation": never,
-                "days": days,
-                "limit_days": limit,
-                "cycle_limit_days": cycle,
-                "stage": row["stage_name"],
-                "as_of": iso(ctx.as_of),
-            },
-        )
+            "evidence": ctx.json_object(
+                {
+                    "clock": ctx.literal(self.clock_label),
+                    "last": f"CASE WHEN f.d_never = 1 THEN NULL ELSE {ctx.iso_timestamp('f.clock')} END",
+                    "since_creation": ctx.json_bool("f.d_never = 1"),
+                    "days": "f.d_days",
+                    "limit_days": f"CASE WHEN f.d_longer = 1 THEN {cycle} ELSE f.d_limit END",
+                    "cycle_limit_days": cycle,
+                    "stage": "f.stage_name",
+                    "as_of": ctx.literal(ctx.as_of.isoformat()),
+                }
+            ),
+        }
 
 
 @register
@@ -182,28 +202,31 @@ class PastDueClose(Rule):
     default_params: ClassVar[dict[str, Any]] = {"grace_days": 0}
     fix_minutes = 1
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         cutoff = ctx.day - dt.timedelta(days=int(self.params["grace_days"]))
         return f"""
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.close_date, s.name
             FROM {{state}} s
             WHERE {OPEN} AND s.close_date < {ctx.date(cutoff)}"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        closes = as_date(row["close_date"])
-        assert closes is not None
-        overdue = (ctx.day - closes).days
-        return Finding(
-            key=row["key"],
-            rep_id=row["owner_id"],
-            opportunity_id=row["id"],
-            amount=as_decimal(row["amount"]),
-            summary=(
-                f"{row['name']}: close date {closes:%b %d, %Y} passed "
-                f"{overdue} day{'s' if overdue != 1 else ''} ago"
+    def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
+        return [{"d_overdue": day_diff(ctx, ctx.date(ctx.day), "f.close_date")}]
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        return {
+            **DEAL,
+            "summary": (
+                f"f.name || ': close date ' || {month_day(ctx, 'f.close_date', year=True)} || ' passed '"
+                f" || {ctx.text('f.d_overdue')} || ' day' || {plural('f.d_overdue')} || ' ago'"
             ),
-            evidence={"close_date": iso(closes), "days_overdue": overdue, "as_of": iso(ctx.as_of)},
-        )
+            "evidence": ctx.json_object(
+                {
+                    "close_date": ctx.iso_date("f.close_date"),
+                    "days_overdue": "f.d_overdue",
+                    "as_of": ctx.literal(ctx.as_of.isoformat()),
+                }
+            ),
+        }
 
 
 @register
@@ -218,7 +241,7 @@ class NoNextStep(Rule):
     default_params: ClassVar[dict[str, Any]] = {"grace_days": 1}
     fix_minutes = 1
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         cutoff = ctx.day - dt.timedelta(days=int(self.params["grace_days"]))
         return f"""
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.next_step,
@@ -227,27 +250,29 @@ class NoNextStep(Rule):
             WHERE {OPEN} AND (s.next_step IS NULL OR s.next_step = '' OR s.next_step_date IS NULL
                               OR s.next_step_date < {ctx.date(cutoff)})"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        next_step, due = row["next_step"], as_date(row["next_step_date"])
-        if not next_step:
-            problem, kind = "no next step", "missing"
-        elif due is None:
-            problem, kind = f"next step “{next_step}” has no date", "undated"
-        else:
-            problem, kind = f"next step “{next_step}” was due {due:%b %d}", "overdue"
-        return Finding(
-            key=row["key"],
-            rep_id=row["owner_id"],
-            opportunity_id=row["id"],
-            amount=as_decimal(row["amount"]),
-            summary=f"{row['name']}: {problem}",
-            evidence={
-                "problem": kind,
-                "next_step": next_step or None,
-                "next_step_date": iso(due),
-                "as_of": iso(ctx.as_of),
-            },
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        missing = "f.next_step IS NULL OR f.next_step = ''"
+        problem = (
+            f"CASE WHEN {missing} THEN 'no next step'"
+            " WHEN f.next_step_date IS NULL THEN 'next step “' || f.next_step || '” has no date'"
+            f" ELSE 'next step “' || f.next_step || '” was due ' || {month_day(ctx, 'f.next_step_date')} END"
         )
+        kind = (
+            f"CASE WHEN {missing} THEN 'missing'"
+            " WHEN f.next_step_date IS NULL THEN 'undated' ELSE 'overdue' END"
+        )
+        return {
+            **DEAL,
+            "summary": f"f.name || ': ' || {problem}",
+            "evidence": ctx.json_object(
+                {
+                    "problem": kind,
+                    "next_step": "NULLIF(f.next_step, '')",
+                    "next_step_date": ctx.iso_date("f.next_step_date"),
+                    "as_of": ctx.literal(ctx.as_of.isoformat()),
+                }
+            ),
+        }
 
 
 # How each requirable field reads as empty, in SQL over the state (s) and the deal row (o).
@@ -282,7 +307,7 @@ class MissingStageFields(Rule):
             if any(name in MISSING_SQL for name in stage.required_fields)
         }
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         required = self.requirements(ctx)
         fields = sorted({name for names in required.values() for name in names})
         conditions = " OR ".join(
@@ -296,20 +321,29 @@ class MissingStageFields(Rule):
             FROM {{state}} s JOIN pipeline_opportunity o ON o.id = s.id
             WHERE {OPEN} AND ({conditions or "1 = 0"})"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        required = self.requirements(ctx).get(row["stage_id"], [])
-        missing = [name for name in required if row.get(f"m_{name}")]
-        labels = ", ".join(name.replace("_", " ") for name in missing)
-        return Finding(
-            key=row["key"],
-            rep_id=row["owner_id"],
-            opportunity_id=row["id"],
-            amount=as_decimal(row["amount"]),
-            summary=f"{row['name']}: {row['stage_name']} needs {labels}",
-            evidence={
-                "stage": row["stage_name"],
-                "missing": missing,
-                "required": required,
-                "as_of": iso(ctx.as_of),
-            },
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        required = self.requirements(ctx)
+        labels = " ".join(
+            f"WHEN {int(pk)} THEN "
+            + joined([(f"f.m_{name} = 1", quote(name.replace("_", " "))) for name in names], ", ")
+            for pk, names in required.items()
         )
+        missing = " ".join(
+            f"WHEN {int(pk)} THEN " + json_list(ctx, [(f"f.m_{name} = 1", name) for name in names])
+            for pk, names in required.items()
+        )
+        return {
+            **DEAL,
+            "summary": (
+                f"f.name || ': ' || f.stage_name || ' needs '"
+                f" || CASE f.stage_id {labels or 'WHEN 0 THEN NULL'} END"
+            ),
+            "evidence": ctx.json_object(
+                {
+                    "stage": "f.stage_name",
+                    "missing": f"CASE f.stage_id {missing or 'WHEN 0 THEN NULL'} END",
+                    "required": ctx.json_value(required),
+                    "as_of": ctx.literal(ctx.as_of.isoformat()),
+                }
+            ),
+        }

@@ -12,7 +12,17 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from truepipe.hygiene.rules import register
-from truepipe.hygiene.rules.base import Finding, Rule, as_date, as_datetime, as_decimal, iso
+from truepipe.hygiene.rules.base import Rule
+from truepipe.hygiene.rules.text import (
+    g_tenths,
+    joined,
+    json_list,
+    plural,
+    round_int,
+    round_tenths,
+    tenths_value,
+    thousands,
+)
 from truepipe.pipeline.models import StageKind
 
 if TYPE_CHECKING:
@@ -52,23 +62,16 @@ def concat_all(ctx: EvalContext, expression: str) -> str:
     return f"STRING_AGG({expression}, ';')"
 
 
-def split(text: Any) -> list[str]:
-    return sorted(part for part in str(text or "").split(";") if part)
-
-
 def window_start(ctx: EvalContext, days: Any) -> dt.datetime:
     return ctx.as_of - dt.timedelta(days=float(days))
 
 
-def _deal_finding(rule: Rule, row: dict[str, Any], summary: str, evidence: dict[str, Any]) -> Finding:
-    return Finding(
-        key=row["key"],
-        rep_id=row["owner_id"],
-        opportunity_id=row["id"],
-        amount=as_decimal(row["amount"]),
-        summary=summary,
-        evidence=evidence,
-    )
+# The columns every deal rule's presentation shares.
+DEAL = {"rep_id": "f.owner_id", "opportunity_id": "f.id", "amount": "f.amount"}
+
+
+def as_of(ctx: EvalContext) -> str:
+    return ctx.literal(ctx.as_of.isoformat())
 
 
 @register
@@ -83,9 +86,16 @@ class ClosePushed(Rule):
     default_params: ClassVar[dict[str, Any]] = {"times": 2, "days": 30, "period_days": 90}
     fix_minutes = 3
 
-    def query(self, ctx: EvalContext) -> str:
+    def pushes(self, ctx: EvalContext) -> str:
+        """SQL condition: change `c` pushed the close date later within the period."""
         start = ctx.ts(window_start(ctx, self.params["period_days"]))
-        at = ctx.ts(ctx.as_of)
+        return (
+            "c.field = 'close_date' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL"
+            " AND c.old_value <> '' AND c.new_value > c.old_value"
+            f" AND c.changed_at > {start} AND c.changed_at <= {ctx.ts(ctx.as_of)}"
+        )
+
+    def facts(self, ctx: EvalContext) -> str:
         pushed = day_diff(ctx, "c.new_value", "c.old_value")
         pushes = concat_all(
             ctx, f"c.old_value || '>' || c.new_value || '@' || {as_text(ctx, date_of(ctx, 'c.changed_at'))}"
@@ -97,38 +107,52 @@ class ClosePushed(Rule):
             JOIN (
                 SELECT c.opportunity_id, COUNT(*) AS pushes, SUM({pushed}) AS days_pushed, {pushes} AS history
                 FROM {CHANGES} c
-                WHERE c.field = 'close_date' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
-                  AND c.old_value <> '' AND c.new_value > c.old_value
-                  AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
+                WHERE {self.pushes(ctx)}{ctx.ids("c.opportunity_id")}
                 GROUP BY c.opportunity_id
             ) p ON p.opportunity_id = s.id
             WHERE {OPEN} AND (p.pushes >= {int(self.params["times"])}
                               OR p.days_pushed > {int(self.params["days"])})"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        pushes, days = int(row["pushes"]), int(row["days_pushed"] or 0)
-        history = []
-        for item in split(row["history"]):
-            moved, _, on = item.partition("@")
-            old, _, new = moved.partition(">")
-            history.append({"from": old, "to": new, "on": on[:10]})
-        history.sort(key=lambda push: (push["on"], push["from"]))
-        return _deal_finding(
-            self,
-            row,
-            f"{row['name']}: close date pushed {pushes} time{'s' if pushes != 1 else ''} "
-            f"(+{days} days) in the last {self.params['period_days']} days",
-            {
-                "pushes": pushes,
-                "days_pushed": days,
-                "history": history,
-                "close_date": iso(as_date(row["close_date"])),
-                "limit_times": self.params["times"],
-                "limit_days": self.params["days"],
-                "period_days": self.params["period_days"],
-                "as_of": iso(ctx.as_of),
-            },
-        )
+    def history(self, ctx: EvalContext) -> str:
+        """The deal's pushes as a JSON array of {from, to, on}: by day, then old date, then the text
+        "new@day" (the order the Python that built it before gave: its items sorted as text)."""
+        on = as_text(ctx, date_of(ctx, "c.changed_at"))
+        then = f"c.new_value || '@' || {on}"
+        if ctx.vendor == "sqlite":
+            # SQLite (before 3.44) has no ORDER BY inside an aggregate: the rows come ordered instead.
+            push = "json_object('from', h.old_value, 'to', h.new_value, 'on', h.day)"
+            return f"""(SELECT json_group_array({push})
+                FROM (SELECT c.old_value, c.new_value, {on} AS day FROM {CHANGES} c
+                      WHERE c.opportunity_id = f.id AND {self.pushes(ctx)}
+                      ORDER BY day, c.old_value, {then}) h)"""
+        order = ", ".join(f'({column}) COLLATE "C"' for column in (on, "c.old_value", then))
+        return f"""(SELECT json_agg(json_build_object('from', c.old_value, 'to', c.new_value, 'on', {on})
+                                    ORDER BY {order})
+                FROM {CHANGES} c WHERE c.opportunity_id = f.id AND {self.pushes(ctx)})"""
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        days = "COALESCE(f.days_pushed, 0)"
+        return {
+            **DEAL,
+            "summary": (
+                f"f.name || ': close date pushed ' || {ctx.text('f.pushes')}"
+                f" || ' time' || {plural('f.pushes')}"
+                f" || ' (+' || {ctx.text(days)} || ' days) in the last '"
+                f" || {ctx.literal(str(self.params['period_days']))} || ' days'"
+            ),
+            "evidence": ctx.json_object(
+                {
+                    "pushes": "f.pushes",
+                    "days_pushed": days,
+                    "history": self.history(ctx),
+                    "close_date": ctx.iso_date("f.close_date"),
+                    "limit_times": ctx.json_value(self.params["times"]),
+                    "limit_days": ctx.json_value(self.params["days"]),
+                    "period_days": ctx.json_value(self.params["period_days"]),
+                    "as_of": as_of(ctx),
+                }
+            ),
+        }
 
 
 @register
@@ -143,7 +167,7 @@ class AmountChanged(Rule):
     default_params: ClassVar[dict[str, Any]] = {"percent": 25, "days": 14, "period_days": 30}
     fix_minutes = 2
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         start = ctx.ts(window_start(ctx, self.params["period_days"]))
         at = ctx.ts(ctx.as_of)
         old, new = ctx.cast("c.old_value", "num"), ctx.cast("c.new_value", "num")
@@ -183,29 +207,44 @@ class AmountChanged(Rule):
             ) w ON w.opportunity_id = s.id AND w.rn = 1
             WHERE {OPEN}"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        old, new = as_decimal(row["old_amount"]), as_decimal(row["new_amount"])
-        assert old is not None and new is not None
-        percent = round(float((new - old) / old * 100), 1)
-        changed_at = as_datetime(row["changed_at"])
-        days = int(row["days_to_close"])
-        return _deal_finding(
-            self,
-            row,
-            f"{row['name']}: amount changed {percent:+g}% ({old:,.0f} → {new:,.0f}) "
-            f"{days} day{'s' if days != 1 else ''} before the close date",
-            {
-                "old_amount": str(old),
-                "new_amount": str(new),
-                "percent": percent,
-                "changed_at": iso(changed_at),
-                "close_date_then": str(row["close_then"])[:10],
-                "days_to_close": days,
-                "limit_percent": self.params["percent"],
-                "limit_days": self.params["days"],
-                "as_of": iso(ctx.as_of),
-            },
-        )
+    def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
+        if ctx.vendor == "sqlite":
+            # Amounts read back as binary floats: in whole cents the change is exact, and one
+            # division rounds the percentage the way float(Decimal) did.
+            old, new = (
+                "CAST(ROUND(f.old_amount * 100) AS INTEGER)",
+                "CAST(ROUND(f.new_amount * 100) AS INTEGER)",
+            )
+            percent = f"(({new} - {old}) * 100.0 / {old})"
+        else:
+            percent = "((f.new_amount - f.old_amount) * 100 / f.old_amount)"
+        return [{"d_percent": percent}, {"d_tenths": round_tenths(ctx, "f.d_percent")}]
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        days = "f.days_to_close"
+        percent = g_tenths(ctx, "f.d_tenths", plus=True, negative=f"{ctx.float8('f.d_percent')} < 0")
+        old = thousands(ctx, round_int(ctx, "f.old_amount", exact=True))
+        new = thousands(ctx, round_int(ctx, "f.new_amount", exact=True))
+        return {
+            **DEAL,
+            "summary": (
+                f"f.name || ': amount changed ' || {percent} || '% (' || {old} || ' → ' || {new} || ') '"
+                f" || {ctx.text(days)} || ' day' || {plural(days)} || ' before the close date'"
+            ),
+            "evidence": ctx.json_object(
+                {
+                    "old_amount": ctx.text("f.old_amount"),
+                    "new_amount": ctx.text("f.new_amount"),
+                    "percent": tenths_value(ctx, "f.d_tenths"),
+                    "changed_at": ctx.iso_timestamp("f.changed_at"),
+                    "close_date_then": f"SUBSTR({as_text(ctx, 'f.close_then')}, 1, 10)",
+                    "days_to_close": days,
+                    "limit_percent": ctx.json_value(self.params["percent"]),
+                    "limit_days": ctx.json_value(self.params["days"]),
+                    "as_of": as_of(ctx),
+                }
+            ),
+        }
 
 
 class StageMoveRule(Rule):
@@ -217,7 +256,7 @@ class StageMoveRule(Rule):
     def condition(self, ctx: EvalContext) -> str:
         raise NotImplementedError
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         start = ctx.ts(window_start(ctx, self.params["period_days"]))
         at = ctx.ts(ctx.as_of)
         old_id, new_id = ctx.cast("c.old_value", "int"), ctx.cast("c.new_value", "int")
@@ -241,13 +280,13 @@ class StageMoveRule(Rule):
             ) m ON m.opportunity_id = s.id AND m.rn = 1
             WHERE {OPEN}"""
 
-    def evidence(self, ctx: EvalContext, row: dict[str, Any]) -> dict[str, Any]:
+    def evidence(self, ctx: EvalContext) -> dict[str, str]:
         return {
-            "from_stage": row["old_stage"],
-            "to_stage": row["new_stage"],
-            "changed_at": iso(as_datetime(row["changed_at"])),
-            "period_days": self.params["period_days"],
-            "as_of": iso(ctx.as_of),
+            "from_stage": "f.old_stage",
+            "to_stage": "f.new_stage",
+            "changed_at": ctx.iso_timestamp("f.changed_at"),
+            "period_days": ctx.json_value(self.params["period_days"]),
+            "as_of": as_of(ctx),
         }
 
 
@@ -264,13 +303,12 @@ class StageRegressed(StageMoveRule):
     def condition(self, ctx: EvalContext) -> str:
         return 'ns."order" < os."order"'
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        return _deal_finding(
-            self,
-            row,
-            f"{row['name']}: moved back from {row['old_stage']} to {row['new_stage']}",
-            self.evidence(ctx, row),
-        )
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        return {
+            **DEAL,
+            "summary": "f.name || ': moved back from ' || f.old_stage || ' to ' || f.new_stage",
+            "evidence": ctx.json_object(self.evidence(ctx)),
+        }
 
 
 @register
@@ -291,16 +329,19 @@ class StageSkipped(StageMoveRule):
             f' AND k."order" > os."order" AND k."order" < ns."order") > {int(self.params["max_skipped"])}'
         )
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        skipped = int(row["skipped"])
-        evidence = self.evidence(ctx, row) | {"skipped": skipped, "max_skipped": self.params["max_skipped"]}
-        return _deal_finding(
-            self,
-            row,
-            f"{row['name']}: jumped from {row['old_stage']} to {row['new_stage']}, "
-            f"skipping {skipped} stage{'s' if skipped != 1 else ''}",
-            evidence,
-        )
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        evidence = self.evidence(ctx) | {
+            "skipped": "f.skipped",
+            "max_skipped": ctx.json_value(self.params["max_skipped"]),
+        }
+        return {
+            **DEAL,
+            "summary": (
+                "f.name || ': jumped from ' || f.old_stage || ' to ' || f.new_stage || ', skipping '"
+                f" || {ctx.text('f.skipped')} || ' stage' || {plural('f.skipped')}"
+            ),
+            "evidence": ctx.json_object(evidence),
+        }
 
 
 @register
@@ -325,7 +366,7 @@ class SurpriseWin(Rule):
             return -1
         return stages[min(1, len(stages) - 1)].order
 
-    def query(self, ctx: EvalContext) -> str:
+    def facts(self, ctx: EvalContext) -> str:
         start = ctx.ts(window_start(ctx, self.params["window_days"]))
         at = ctx.ts(ctx.as_of)
         new_id, old_id = ctx.cast("c.new_value", "int"), ctx.cast("c.old_value", "int")
@@ -371,36 +412,58 @@ class SurpriseWin(Rule):
                    OR COALESCE(n.before_close, 0) < {int(self.params["min_activities"])}
                    OR j.from_stage IS NOT NULL)"""
 
-    def finding(self, ctx: EvalContext, row: dict[str, Any]) -> Finding:
-        days_open = float(row["days_open"])
-        activities = int(row["activities"])
-        reasons = []
-        if days_open < float(self.params["min_days"]):
-            reasons.append("short_life")
-        if activities < int(self.params["min_activities"]):
-            reasons.append("few_activities")
-        if row["from_stage"]:
-            reasons.append("jumped_to_won")
-        words = {
-            "short_life": f"in the CRM only {days_open:.0f} day{'s' if round(days_open) != 1 else ''}",
-            "few_activities": f"{activities} activit{'y' if activities == 1 else 'ies'} logged before close",
-            "jumped_to_won": f"jumped from {row['from_stage']} straight to won",
-        }
-        closed = as_datetime(row["closed_at"])
-        return _deal_finding(
-            self,
-            row,
-            f"{row['name']}: surprise win ({'; '.join(words[reason] for reason in reasons)})",
+    def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
+        return [
             {
-                "reasons": reasons,
-                "days_in_crm": round(days_open, 1),
-                "activities_before_close": activities,
-                "jumped_from_stage": row["from_stage"],
-                "created_at": iso(as_datetime(row["created_at"])),
-                "closed_at": iso(closed),
-                "min_days": self.params["min_days"],
-                "min_activities": self.params["min_activities"],
-                "window_days": self.params["window_days"],
-                "as_of": iso(ctx.as_of),
-            },
+                "d_days": round_int(ctx, "f.days_open"),
+                "d_tenths": round_tenths(ctx, "f.days_open"),
+                "d_short": (
+                    f"CASE WHEN {ctx.float8('f.days_open')} < {float(self.params['min_days'])!r}"
+                    " THEN 1 ELSE 0 END"
+                ),
+                "d_few": f"CASE WHEN f.activities < {int(self.params['min_activities'])} THEN 1 ELSE 0 END",
+                "d_jumped": "CASE WHEN f.from_stage IS NOT NULL AND f.from_stage <> '' THEN 1 ELSE 0 END",
+            }
+        ]
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        reasons = joined(
+            [
+                (
+                    "f.d_short = 1",
+                    f"'in the CRM only ' || {ctx.text('f.d_days')} || ' day' || {plural('f.d_days')}",
+                ),
+                (
+                    "f.d_few = 1",
+                    f"{ctx.text('f.activities')} || ' activit' || {plural('f.activities', 'ies', 'y')}"
+                    " || ' logged before close'",
+                ),
+                ("f.d_jumped = 1", "'jumped from ' || f.from_stage || ' straight to won'"),
+            ],
+            "; ",
         )
+        return {
+            **DEAL,
+            "summary": f"f.name || ': surprise win (' || {reasons} || ')'",
+            "evidence": ctx.json_object(
+                {
+                    "reasons": json_list(
+                        ctx,
+                        [
+                            ("f.d_short = 1", "short_life"),
+                            ("f.d_few = 1", "few_activities"),
+                            ("f.d_jumped = 1", "jumped_to_won"),
+                        ],
+                    ),
+                    "days_in_crm": tenths_value(ctx, "f.d_tenths"),
+                    "activities_before_close": "f.activities",
+                    "jumped_from_stage": "f.from_stage",
+                    "created_at": ctx.iso_timestamp("f.created_at"),
+                    "closed_at": ctx.iso_timestamp("f.closed_at"),
+                    "min_days": ctx.json_value(self.params["min_days"]),
+                    "min_activities": ctx.json_value(self.params["min_activities"]),
+                    "window_days": ctx.json_value(self.params["window_days"]),
+                    "as_of": as_of(ctx),
+                }
+            ),
+        }

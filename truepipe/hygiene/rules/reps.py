@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from truepipe.hygiene.rules import register
-from truepipe.hygiene.rules.base import Finding, Rule, as_datetime, iso, rows
+from truepipe.hygiene.rules.base import Rule, as_datetime, rows
+from truepipe.hygiene.rules.text import plural
 from truepipe.people.models import SalesProfile, default_working_days
 from truepipe.pipeline.models import StageKind
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
 
-# SQLite refuses compound SELECTs of more than 500 terms: the rep-day windows go in chunks.
-WINDOWS_PER_QUERY = 400
+# The rep-day windows to check, one row each (a temporary table while the rule runs).
+WINDOWS_TABLE = "hy_windows"
 
 
 def zone_of(name: str) -> dt.tzinfo:
@@ -37,8 +39,8 @@ def parse_cutoff(text: str) -> dt.time:
 class MissedDailyUpdate(Rule):
     """A working day without a single update from a rep who owns open deals.
 
-    "Had open deals" means: the rep owns open deals as of the evaluation moment, and
-    the oldest of them already existed when the day began. Any opportunity change made
+    "Had open deals" means: the rep owned deals that were open as the day began (created
+    before it, not yet won or lost), whatever became of them since. Any opportunity change made
     by the rep, any activity they logged, or a deal they created before their local
     cut-off counts as the day's update.
     """
@@ -57,19 +59,41 @@ class MissedDailyUpdate(Rule):
     fix_minutes = 0
 
     def windows(self, ctx: EvalContext) -> list[tuple[int, dt.date, dt.datetime, dt.datetime, str, int]]:
-        """(rep, day, local day start, local cut-off, time zone, open deals) for each day to check."""
-        owners = {
-            int(owner): (int(count), as_datetime(oldest))
-            for owner, count, oldest in rows(
+        """(rep, day, local day start, local cut-off, time zone, open deals) for each day to check.
+
+        A day counts when the rep owned open deals as that day began: deals open now and
+        older than the look-back are counted per rep in SQL; the few created or closed within
+        the look-back are read to tell, day by day, whether they were open yet (or still).
+        """
+        wanted = int(self.params["working_days"])
+        lookback = ctx.as_of - dt.timedelta(days=7 * wanted + 8)
+        since = ctx.ts(lookback)
+        open_kind = StageKind.OPEN.value
+        settled: dict[int, int] = {
+            int(owner): int(count)
+            for owner, count in rows(
                 ctx,
-                f"""SELECT s.owner_id, COUNT(*), MIN(s.created_at) FROM {{state}} s
-                    WHERE s.stage_kind = '{StageKind.OPEN.value}' GROUP BY s.owner_id""",
+                f"""SELECT s.owner_id, COUNT(*) FROM {{state}} s
+                    WHERE s.stage_kind = '{open_kind}' AND s.created_at <= {since} GROUP BY s.owner_id""",
             )
         }
+        recent: dict[int, list[tuple[dt.datetime, dt.datetime | None]]] = {}
+        for owner, created, closed, is_open in rows(
+            ctx,
+            f"""SELECT s.owner_id, s.created_at, s.closed_at,
+                       CASE WHEN s.stage_kind = '{open_kind}' THEN 1 ELSE 0 END
+                FROM {{state}} s
+                WHERE (s.stage_kind = '{open_kind}' AND s.created_at > {since})
+                   OR (s.stage_kind <> '{open_kind}' AND s.closed_at > {since})""",
+        ):
+            created_at = as_datetime(created)
+            if created_at is not None:
+                ends = None if is_open else as_datetime(closed)
+                recent.setdefault(int(owner), []).append((created_at, ends))
+        owners = set(settled) | set(recent)
         if not owners:
             return []
         cutoff = parse_cutoff(self.params["cutoff"])
-        wanted = int(self.params["working_days"])
         profiles = {
             user_id: (zone, days)
             for user_id, zone, days in SalesProfile.objects.filter(user_id__in=owners).values_list(
@@ -77,7 +101,7 @@ class MissedDailyUpdate(Rule):
             )
         }
         result = []
-        for rep, (open_deals, oldest) in owners.items():
+        for rep in owners:
             zone_name, working = profiles.get(rep, ("UTC", default_working_days()))
             zone = zone_of(zone_name)
             working_days = {int(day) for day in (working or [])}
@@ -90,49 +114,92 @@ class MissedDailyUpdate(Rule):
                 ends = dt.datetime.combine(day, cutoff, tzinfo=zone)
                 if day.weekday() in working_days and ends <= ctx.as_of:
                     found += 1
-                    if oldest is not None and oldest <= starts:
+                    open_deals = settled.get(rep, 0) + sum(
+                        1
+                        for created, closed in recent.get(rep, ())
+                        if created <= starts and (closed is None or closed > starts)
+                    )
+                    if open_deals:
                         result.append((rep, day, starts, ends, zone_name or "UTC", open_deals))
                     if found >= wanted:
                         break
                 day -= dt.timedelta(days=1)
         return result
 
-    def find(self, ctx: EvalContext) -> Iterable[Finding]:
-        windows = self.windows(ctx)
-        updated: set[tuple[int, str]] = set()
-        for start in range(0, len(windows), WINDOWS_PER_QUERY):
-            chunk = windows[start : start + WINDOWS_PER_QUERY]
-            values = " UNION ALL ".join(
-                f"SELECT {int(rep)} AS rep_id, '{day.isoformat()}' AS day, "
-                f"{ctx.ts(starts)} AS starts, {ctx.ts(ends)} AS ends"
-                for rep, day, starts, ends, _, _ in chunk
+    @contextmanager
+    def prepared(self, ctx: EvalContext) -> Iterator[None]:
+        """The windows, with their local labels (time zones are Python's), in a temporary table."""
+        sqlite = ctx.vendor == "sqlite"
+        types = (
+            ("INTEGER", "TEXT", "TEXT", "TEXT")
+            if sqlite
+            else ("BIGINT", "DATE", "TIMESTAMPTZ", "TIMESTAMPTZ")
+        )
+        from django.db import connection
+
+        adapt = connection.ops.adapt_datetimefield_value
+        rows_in = [
+            (
+                rep,
+                day.isoformat() if sqlite else day,
+                adapt(starts) if sqlite else starts,
+                adapt(ends) if sqlite else ends,
+                f"{day:%a %b %d}",
+                f"{ends:%H:%M}",
+                zone_name,
+                open_deals,
+                ends.isoformat(),
             )
-            sql = f"""
-                SELECT w.rep_id, w.day FROM ({values}) w
-                WHERE EXISTS (SELECT 1 FROM activities_activity a WHERE a.owner_id = w.rep_id
+            for rep, day, starts, ends, zone_name, open_deals in self.windows(ctx)
+        ]
+        with ctx.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {WINDOWS_TABLE}")
+            cursor.execute(
+                f"""CREATE TEMPORARY TABLE {WINDOWS_TABLE} (
+                    rep_id {types[0]}, day {types[1]}, starts {types[2]}, ends {types[3]}, day_label TEXT,
+                    cutoff TEXT, time_zone TEXT, open_deals INTEGER, cutoff_at TEXT)"""
+            )
+            if rows_in:
+                cursor.executemany(
+                    f"INSERT INTO {WINDOWS_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows_in
+                )
+            if not sqlite:
+                cursor.execute(f"ANALYZE {WINDOWS_TABLE}")
+        try:
+            yield
+        finally:
+            with ctx.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {WINDOWS_TABLE}")
+
+    def facts(self, ctx: EvalContext) -> str:
+        """The windows in which the rep logged nothing, changed no deal and created none."""
+        return f"""
+            SELECT '{self.key}:r' || w.rep_id || ':' || {ctx.iso_date("w.day")} AS key, w.*
+            FROM {WINDOWS_TABLE} w
+            WHERE NOT EXISTS (SELECT 1 FROM activities_activity a WHERE a.owner_id = w.rep_id
                                 AND a.logged_at >= w.starts AND a.logged_at < w.ends)
-                   OR EXISTS (SELECT 1 FROM pipeline_opportunitychange c WHERE c.changed_by_id = w.rep_id
+              AND NOT EXISTS (SELECT 1 FROM pipeline_opportunitychange c WHERE c.changed_by_id = w.rep_id
                                 AND c.changed_at >= w.starts AND c.changed_at < w.ends)
-                   OR EXISTS (SELECT 1 FROM pipeline_opportunity o WHERE o.owner_id = w.rep_id
+              AND NOT EXISTS (SELECT 1 FROM pipeline_opportunity o WHERE o.owner_id = w.rep_id
                                 AND o.created_at >= w.starts AND o.created_at < w.ends)"""
-            updated.update((int(rep), str(day)[:10]) for rep, day in rows(ctx, sql))
-        for rep, day, _, ends, zone_name, open_deals in windows:
-            if (rep, day.isoformat()) in updated:
-                continue
-            yield Finding(
-                key=f"{self.key}:r{rep}:{day.isoformat()}",
-                rep_id=rep,
-                day=day,
-                summary=(
-                    f"No CRM update on {day:%a %b %d} before {ends:%H:%M} ({zone_name}) "
-                    f"with {open_deals} open deal{'s' if open_deals != 1 else ''}"
-                ),
-                evidence={
-                    "day": day.isoformat(),
-                    "cutoff": f"{ends:%H:%M}",
-                    "time_zone": zone_name,
-                    "open_deals": open_deals,
-                    "cutoff_at": iso(ends),
-                    "as_of": iso(ctx.as_of),
-                },
-            )
+
+    def presentation(self, ctx: EvalContext) -> dict[str, str]:
+        return {
+            "rep_id": "f.rep_id",
+            "day": "f.day",
+            "summary": (
+                "'No CRM update on ' || f.day_label || ' before ' || f.cutoff"
+                " || ' (' || f.time_zone || ') with '"
+                f" || {ctx.text('f.open_deals')} || ' open deal' || {plural('f.open_deals')}"
+            ),
+            "evidence": ctx.json_object(
+                {
+                    "day": ctx.iso_date("f.day"),
+                    "cutoff": "f.cutoff",
+                    "time_zone": "f.time_zone",
+                    "open_deals": "f.open_deals",
+                    "cutoff_at": "f.cutoff_at",
+                    "as_of": ctx.literal(ctx.as_of.isoformat()),
+                }
+            ),
+        }
