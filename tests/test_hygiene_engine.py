@@ -61,6 +61,17 @@ def test_a_fix_through_the_service_resolves_the_violation_at_once_and_says_who_f
 
 
 @pytest.mark.django_db
+def test_back_filling_yesterday_leaves_alone_what_todays_writes_opened(org):
+    deal = create_opportunity(org.ravi, name="Fresh lead", stage=stage("Prospecting"), via=Via.FORM)
+    opened_now = _violation("no_next_step", deal)
+
+    evaluate(timezone.now() - dt.timedelta(days=1))  # the deal did not exist yet
+
+    opened_now.refresh_from_db()
+    assert (opened_now.status, opened_now.live, opened_now.closed_at) == (ViolationStatus.OPEN, True, None)
+
+
+@pytest.mark.django_db
 def test_a_waived_violation_is_not_reopened_by_the_next_evaluation(org):
     evaluate()
     violation = _violation("no_next_step", org.ravi_open)

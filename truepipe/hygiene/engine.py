@@ -515,7 +515,9 @@ def _insert_new(ctx: EvalContext, rule: Rule, source: str) -> int:
 def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
     """Full evaluation of one rule, in SQL: its facts go to a temporary table keyed like the
     violations; the new keys are inserted with their summary and evidence (one INSERT ... SELECT);
-    live violations whose key was not found are resolved (state rules) or expire (event rules)."""
+    live violations whose key was not found are resolved (state rules) or expire (event rules).
+    A violation opened after the moment (a live write's, before a back-fill of earlier days)
+    is not this evaluation's to judge: it would close before it opened."""
     closed_status = (ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED).value
     with rule.prepared(ctx), ctx.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
@@ -535,7 +537,7 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
                     closed_at = CASE WHEN status = 'open' THEN {at} ELSE closed_at END,
                     resolved_via = CASE WHEN status = 'open' THEN 'evaluation' ELSE resolved_via END,
                     live = %s, cleared_at = {at}
-                WHERE live AND rule = %s
+                WHERE live AND rule = %s AND opened_at <= {at}
                   AND NOT EXISTS (SELECT 1 FROM {FOUND_TABLE} f WHERE f.key = hygiene_violation.key)""",
             [False, rule.key],
         )
