@@ -16,6 +16,7 @@ from truepipe.hygiene.models import Snooze, Violation, ViolationStatus
 from truepipe.hygiene.policy import DEFAULT_SNOOZE, current_policy
 from truepipe.people.models import Role, SalesProfile
 from truepipe.pipeline.models import Opportunity, StageKind
+from truepipe.pipeline.services import lock_opportunity
 
 
 def can_waive(actor, violation: Violation) -> bool:
@@ -104,17 +105,9 @@ def snooze_opportunity(
     if errors:
         first = next(iter(errors.values()))
         raise InvalidInput(f"The snooze was not saved: {first}", fields=errors)
-    pk = opportunity.pk if isinstance(opportunity, Opportunity) else opportunity
     now = timezone.now()
     with transaction.atomic():
-        try:
-            deal = (
-                Opportunity.objects.select_for_update()
-                .select_related("stage")
-                .get(pk=pk, deleted_at__isnull=True)
-            )
-        except Opportunity.DoesNotExist:
-            raise NotFound("That opportunity does not exist or was deleted.") from None
+        deal = lock_opportunity(opportunity)
         require_change(actor, deal)
         if deal.stage.kind != StageKind.OPEN:
             raise InvalidInput(

@@ -183,6 +183,19 @@ def _default_currency() -> str:
     return settings.TRUEPIPE_DEFAULT_CURRENCY
 
 
+def lock_opportunity(opportunity: Opportunity | int) -> Opportunity:
+    """The live deal, locked for the rest of the caller's transaction (NotFound if gone)."""
+    pk = opportunity.pk if isinstance(opportunity, Opportunity) else opportunity
+    try:
+        return (
+            Opportunity.objects.select_for_update()
+            .select_related("stage")
+            .get(pk=pk, deleted_at__isnull=True)
+        )
+    except Opportunity.DoesNotExist:
+        raise NotFound("That opportunity does not exist or was deleted.") from None
+
+
 def update_opportunity(
     actor,
     opportunity: Opportunity | int,
@@ -205,16 +218,8 @@ def update_opportunity(
         raise InvalidInput(f"Unknown or read-only field(s): {', '.join(sorted(unknown))}.")
     at = at or timezone.now()
     values = _validate(changes)
-    pk = opportunity.pk if isinstance(opportunity, Opportunity) else opportunity
     with transaction.atomic():
-        try:
-            opp = (
-                Opportunity.objects.select_for_update()
-                .select_related("stage")
-                .get(pk=pk, deleted_at__isnull=True)
-            )
-        except Opportunity.DoesNotExist:
-            raise NotFound("That opportunity does not exist or was deleted.") from None
+        opp = lock_opportunity(opportunity)
         require_change(actor, opp)
         check_version(opp, expected_version, require=require_version)
         if "owner" in values:

@@ -425,12 +425,9 @@ def fix(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             error, status = exc.message, exc.status
     else:
         error, status = "Check the highlighted field.", 400
-    if not is_htmx(request):
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, notice)
-        return redirect("today")
+    told = _told(request, error, notice)
+    if told is not None:
+        return told
     context = queue_context(user, user, False)
     queue = context["queue"]
     item = queue.item(pk)
@@ -455,13 +452,34 @@ def fix(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return render(request, "web/today/_fixed.html", context, status=status)
 
 
+def _told(request: HttpRequest, error: str, notice: str) -> HttpResponse | None:
+    """Without HTMX: the message goes with a redirect back to the page (None under HTMX)."""
+    if is_htmx(request):
+        return None
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("today")
+
+
+def _answer_with_queue(request: HttpRequest, error: str, notice: str) -> HttpResponse:
+    """The redrawn queue with the error or notice on it (HTMX), or a redirect with a message."""
+    told = _told(request, error, notice)
+    if told is not None:
+        return told
+    user = request.user
+    context = queue_context(user, user, False, **({"error": error} if error else {"notice": notice}))
+    return render(request, "web/today/_queue.html", context, status=400 if error else 200)
+
+
 @login_required
 @require_POST
 def time_box(request: HttpRequest) -> HttpResponse:
     """The rep sets their own time box (or goes back to the policy's); today's plan is re-cut."""
     user = request.user
     raw = (request.POST.get("minutes") or "").strip()
-    error = ""
+    error = notice = ""
     try:
         minutes = None if request.POST.get("reset") or not raw else int(raw)
         box = daily.set_queue_minutes(user, user, minutes)
@@ -471,14 +489,7 @@ def time_box(request: HttpRequest) -> HttpResponse:
         error = exc.message
     else:
         notice = f"Your daily time box is now {box} minutes."
-    if not is_htmx(request):
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, notice)
-        return redirect("today")
-    context = queue_context(user, user, False, **({"error": error} if error else {"notice": notice}))
-    return render(request, "web/today/_queue.html", context, status=400 if error else 200)
+    return _answer_with_queue(request, error, notice)
 
 
 @login_required
@@ -499,11 +510,4 @@ def wake(request: HttpRequest, pk: int) -> HttpResponse:
         error = exc.message
     else:
         notice = f"“{snooze.opportunity.name}” is awake: its stale clocks count again."
-    if not is_htmx(request):
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, notice)
-        return redirect("today")
-    context = queue_context(user, user, False, **({"error": error} if error else {"notice": notice}))
-    return render(request, "web/today/_queue.html", context, status=400 if error else 200)
+    return _answer_with_queue(request, error, notice)
