@@ -642,3 +642,49 @@ def test_a_key_opened_meanwhile_is_skipped_not_an_error(org):
     keys = {f.key for f in find_all(ctx.as_of)["past_due_close"]}
     assert opened == len(keys) >= 1
     assert set(Violation.objects.filter(live=True).values_list("key", flat=True)) == keys
+
+
+@pytest.mark.django_db
+def test_every_write_runs_the_same_rule_statements_whatever_the_deal_and_moment(org):
+    """Incremental evaluation binds its moment and deals through small tables, so the rules'
+    statements repeat word for word: SQLite reuses their compiled programs and PostgreSQL runs
+    them prepared, instead of compiling or planning them on every write."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from truepipe.hygiene.engine import evaluate_records
+
+    def rule_statements(deal, as_of) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            evaluate_records(opportunity_ids=[deal.pk], as_of=as_of)
+        starts = ("SELECT f.key", "INSERT INTO hy_state_few", "EXECUTE", "PREPARE")
+        return [q["sql"] for q in captured.captured_queries if q["sql"].lstrip().startswith(starts)]
+
+    rule_statements(org.ravi_open, timezone.now())  # the first write on a connection prepares
+    second = rule_statements(org.ravi_open, timezone.now() + dt.timedelta(minutes=1))
+    third = rule_statements(org.ravi_won, timezone.now() + dt.timedelta(hours=5))
+
+    rules = [rule.key for rule in current_policy().rules if rule.subject == "opportunity"]
+    assert len(second) >= len(rules) + 1  # the state, every rule (and on PostgreSQL the live read)
+    assert second == third
+    assert not any(statement.startswith("PREPARE") for statement in third)
+
+
+@pytest.mark.django_db
+def test_bound_and_literal_incremental_evaluations_find_the_same_failures(org):
+    """Bound mode changes how the moment and the deals reach the SQL, never what the rules find."""
+    from truepipe.hygiene.engine import prepare_incremental
+
+    deals = list(org.ravi.opportunities.values_list("pk", flat=True))
+    as_of = timezone.now() + dt.timedelta(days=45)  # late enough for the date rules to fail too
+    found: dict[bool, dict[str, set[str]]] = {}
+    for bound in (False, True):
+        ctx = EvalContext(as_of=as_of, policy=current_policy(), opportunity_ids=deals)
+        ctx.bound = bound
+        prepare_incremental(ctx)
+        found[bound] = {
+            rule.key: rule.keys(ctx) for rule in ctx.policy.rules if rule.subject == "opportunity"
+        }
+
+    assert found[True] == found[False]
+    assert sum(len(keys) for keys in found[True].values()) >= 3

@@ -23,8 +23,10 @@ Python per record, however many violations a night opens.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +46,10 @@ from truepipe.pipeline.models import Stage, StageKind
 
 STATE_TABLE = "hy_state"
 INCREMENTAL_TABLE = "hy_state_few"
+# SQLite incremental evaluation: the moments and ids a write's statements compare with, bound
+# through these per-connection tables so the statement text repeats (see EvalContext.bound).
+BIND_TABLE = "hy_bind"
+IDS_TABLE = "hy_ids"
 # Opportunity fields the state reconstructs from history, and how to read the stored text back.
 HISTORY_FIELDS: dict[str, str] = {
     "owner": "int",
@@ -74,6 +80,16 @@ class EvalContext:
     vendor: str = field(default_factory=lambda: connection.vendor)
     # Incremental evaluation reads the live violations of its few records once, for every rule.
     live_in_scope: dict[str, dict[str, int]] | None = None
+    # Bound mode (SQLite incremental evaluation): moments and ids are read from small temporary
+    # tables instead of written into the SQL, so every write runs the same statement texts and
+    # SQLite reuses their compiled programs (compiling them cost more than running them).
+    bound: bool = False
+    _slots: dict[str, int] = field(default_factory=dict)
+    _unwritten: list[tuple[int, str]] = field(default_factory=list)
+    # The incremental scratch tables that already existed on this connection.
+    scratch: set[str] = field(default_factory=set)
+    # Incremental evaluation: each rule's statement, written before any runs.
+    keys_sql: dict[str, str] = field(default_factory=dict)
 
     @property
     def day(self) -> dt.date:
@@ -86,11 +102,28 @@ class EvalContext:
     # SQL literals for values the engine itself computes (never user input).
     def ts(self, value: dt.datetime) -> str:
         if self.vendor == "sqlite":
-            return "'" + str(connection.ops.adapt_datetimefield_value(value)) + "'"
+            return self._bind(str(connection.ops.adapt_datetimefield_value(value)))
+        if self.bound:
+            return f"CAST({self._bind(value.astimezone(dt.UTC).isoformat())} AS TIMESTAMPTZ)"
         return f"CAST('{value.astimezone(dt.UTC).isoformat()}' AS TIMESTAMPTZ)"
 
     def date(self, value: dt.date) -> str:
-        return f"'{value.isoformat()}'" if self.vendor == "sqlite" else f"CAST('{value.isoformat()}' AS DATE)"
+        if self.vendor == "sqlite":
+            return self._bind(value.isoformat())
+        if self.bound:
+            return f"CAST({self._bind(value.isoformat())} AS DATE)"
+        return f"CAST('{value.isoformat()}' AS DATE)"
+
+    def _bind(self, text: str) -> str:
+        """The text as a literal or, in bound mode, a read of its slot (numbered in order of first
+        use, so the same policy gives the same SQL on every write; `cursor` stores the value)."""
+        if not self.bound:
+            return f"'{text}'"
+        slot = self._slots.get(text)
+        if slot is None:
+            slot = self._slots[text] = len(self._slots)
+            self._unwritten.append((slot, text))
+        return f"(SELECT v FROM {BIND_TABLE} WHERE k = {slot})"
 
     def days_ago(self, days: float) -> str:
         return self.ts(self.as_of - dt.timedelta(days=days))
@@ -116,7 +149,14 @@ class EvalContext:
         ids = self.opportunity_ids if kind == "opportunity" else self.activity_ids
         if ids is None:
             return ""
+        if self.bound:
+            return f" AND {column} IN (SELECT id FROM {IDS_TABLE} WHERE kind = '{kind[0]}')"
         return f" AND {column} IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})"
+
+    @property
+    def fence(self) -> str:
+        """Ends a subquery the planner must not flatten into the query around it."""
+        return " LIMIT -1 OFFSET 0" if self.vendor == "sqlite" else " OFFSET 0"
 
     def sql(self, text: str) -> str:
         return text.replace("{state}", self.state)
@@ -205,13 +245,74 @@ class EvalContext:
             return f"CAST({expression} AS INTEGER)"
         return f"CAST(FLOOR({expression}) AS BIGINT)"
 
-    def cursor(self):
-        return connection.cursor()
+    def cursor(self) -> Any:
+        return _BindingCursor(self) if self.bound else connection.cursor()
+
+    def execute_repeated(self, cursor: Any, sql: str) -> None:
+        """Run a statement every write repeats word for word (bound mode). PostgreSQL plans
+        each statement it receives, and planning the rules cost more than running them: there
+        it is prepared once per connection and executed by name."""
+        if not (self.bound and self.vendor == "postgresql"):
+            cursor.execute(sql)
+            return
+        self.write_bindings(cursor)
+        cursor.execute(f"EXECUTE {_prepared(cursor, sql)}")
+
+    def write_bindings(self, cursor: Any) -> None:
+        """Store the slots named since the last statement (before it runs)."""
+        if self._unwritten:
+            # Slots are new within an evaluation (the table is emptied as it starts).
+            rows = ", ".join(["(%s, %s)"] * len(self._unwritten))
+            cursor.execute(
+                f"INSERT INTO {BIND_TABLE} (k, v) VALUES {rows}", [x for row in self._unwritten for x in row]
+            )
+            self._unwritten.clear()
 
     @cached_property
     def open_stages(self) -> list[Stage]:
         """The open stages, read once per evaluation (rules build per-stage thresholds from them)."""
         return list(Stage.objects.filter(kind=StageKind.OPEN).order_by("order"))
+
+
+# The statements prepared on each PostgreSQL connection (prepared statements outlive
+# transactions, rolled back or not, and go with the connection).
+_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+MAX_PREPARED = 200  # per connection; a policy change leaves the old texts behind
+
+
+def _prepared(cursor: Any, sql: str) -> str:
+    """The name of `sql` prepared on the cursor's connection, preparing it the first time."""
+    raw = connection.connection
+    names = _PREPARED.setdefault(raw, set())
+    name = "hy_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:20]
+    if name not in names:
+        if len(names) >= MAX_PREPARED:
+            cursor.execute("DEALLOCATE ALL")
+            names.clear()
+        cursor.execute(f"PREPARE {name} AS {sql}")
+        names.add(name)
+    return name
+
+
+class _BindingCursor:
+    """A cursor that writes the context's new bindings before each statement it runs."""
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        self.cursor = connection.cursor()
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        self.ctx.write_bindings(self.cursor)
+        return self.cursor.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cursor, name)
+
+    def __enter__(self) -> _BindingCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cursor.close()
 
 
 def _touch_kinds() -> str:
@@ -240,7 +341,9 @@ def state_sql(ctx: EvalContext) -> str:
         "next_step_date": "o.next_step_date",
     }
     later_join = ""
-    if _history_after(ctx):
+    # A few deals (a write's): always read the later history (an index range that is empty when
+    # the moment is now), so the statement's text does not depend on the data.
+    if not ctx.full or _history_after(ctx):
         # The earliest change after the moment holds, as its old value, the value at the moment.
         pivots = ", ".join(
             f"MAX(CASE WHEN field = '{name}' THEN 1 END) AS {name}_c, "
@@ -375,8 +478,9 @@ def _live(ctx: EvalContext, rule: Rule) -> dict[str, int]:
         if ctx.activity_ids is not None:
             conditions.append(f"(activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')})")
         with ctx.cursor() as cursor:
-            cursor.execute(
-                f"SELECT rule, key, id FROM hygiene_violation WHERE live AND ({' OR '.join(conditions)})"
+            ctx.execute_repeated(
+                cursor,
+                f"SELECT rule, key, id FROM hygiene_violation WHERE live AND ({' OR '.join(conditions)})",
             )
             for rule_key, key, pk in cursor.fetchall():
                 ctx.live_in_scope.setdefault(rule_key, {})[key] = pk
@@ -392,8 +496,8 @@ def reconcile(ctx: EvalContext, rule: Rule, resolution: Resolution | None = None
     """Incremental evaluation of one rule over a few records: open the new failures and close
     the live violations that no longer fail. Returns (opened, closed).
 
-    Only the rule's facts run on every write (a small query, as cheap to prepare as it was
-    before summaries moved into SQL); the presentation runs only when something new opened.
+    Only the rule's facts run on every write (a small query); the presentation runs only when
+    something new opened.
     """
     found = rule.keys(ctx)
     live = _live(ctx, rule)
@@ -651,33 +755,101 @@ def evaluate_records(
         opportunity_ids=opportunity_ids,
         activity_ids=activity_ids,
     )
-    if opportunity_ids is not None:
-        _fill_incremental_state(ctx)
+    ctx.bound = True
+    prepare_incremental(ctx)
     return run_rules(ctx, resolution)
 
 
-def _fill_incremental_state(ctx: EvalContext) -> None:
+def prepare_incremental(ctx: EvalContext) -> None:
+    """Ready a few records' evaluation: the scratch tables, the ids, the moments, the state.
+
+    Every statement is written first, so the moments they read are bound in one go
+    (with the scratch tables' reset: on PostgreSQL, one round trip).
+    """
+    if ctx.opportunity_ids is not None:
+        ctx.state = INCREMENTAL_TABLE
+    state = state_sql(ctx) if ctx.opportunity_ids is not None else ""
+    for rule in ctx.policy.rules:
+        if _in_scope(ctx, rule):
+            ctx.keys_sql[rule.key] = rule.keys_sql(ctx)
+    _prepare_scratch(ctx)
+    if state:
+        _fill_incremental_state(ctx, state)
+
+
+def _scratch_tables(ctx: EvalContext) -> dict[str, str]:
+    """The per-connection temporary tables an incremental evaluation uses, with their definitions
+    (the state's is created from its query)."""
+    tables = {INCREMENTAL_TABLE: ""}
+    if ctx.bound:
+        value = "v" if ctx.vendor == "sqlite" else "v TEXT"
+        tables[BIND_TABLE] = f"CREATE TEMPORARY TABLE {BIND_TABLE} (k INTEGER PRIMARY KEY, {value})"
+        tables[IDS_TABLE] = (
+            f"CREATE TEMPORARY TABLE {IDS_TABLE} (kind CHAR(1), id BIGINT, PRIMARY KEY (kind, id))"
+        )
+    return tables
+
+
+def _prepare_scratch(ctx: EvalContext) -> None:
+    """Create (first write on a connection) or empty the scratch tables; bind the records' ids and
+    the moments named so far.
+
+    Created inside the write's transaction: a rollback removes them, and the check notices.
+    """
+    tables = _scratch_tables(ctx)
+    names = ", ".join(ctx.literal(name) for name in tables)
+    with connection.cursor() as cursor:
+        if ctx.vendor == "sqlite":
+            cursor.execute(f"SELECT name FROM sqlite_temp_master WHERE type = 'table' AND name IN ({names})")
+        else:
+            cursor.execute(
+                "SELECT relname FROM pg_class"
+                f" WHERE relnamespace = pg_my_temp_schema() AND relname IN ({names})"
+            )
+        ctx.scratch = {row[0] for row in cursor.fetchall()}
+        statements: list[str] = []
+        for name, definition in tables.items():
+            if name in ctx.scratch:
+                statements.append(f"DELETE FROM {name}")
+            elif definition:
+                statements.append(definition)
+                if ctx.vendor == "postgresql":
+                    # Known empty, not "never analysed" (which the planner takes for ten pages of
+                    # rows): the plans prepared over it expect a few rows.
+                    statements.append(f"ANALYZE {name}")
+        # Engine-made values only (ids are ints, bindings ISO text): literals, so the batch
+        # needs no parameters and PostgreSQL takes it in one round trip.
+        ids = [f"('o', {int(pk)})" for pk in sorted(set(ctx.opportunity_ids or ()))]
+        ids += [f"('a', {int(pk)})" for pk in sorted(set(ctx.activity_ids or ()))]
+        if ids:
+            statements.append(f"INSERT INTO {IDS_TABLE} (kind, id) VALUES {', '.join(ids)}")
+        if ctx._unwritten:
+            binds = ", ".join(f"({slot}, '{text}')" for slot, text in ctx._unwritten)
+            statements.append(f"INSERT INTO {BIND_TABLE} (k, v) VALUES {binds}")
+            ctx._unwritten.clear()
+        if ctx.vendor == "postgresql":
+            if statements:
+                cursor.execute("; ".join(statements))
+        else:
+            for statement in statements:
+                cursor.execute(statement)
+
+
+def _fill_incremental_state(ctx: EvalContext, sql: str) -> None:
     """Put the few deals' state into a per-connection temporary table the rules then read.
 
     One statement computes the state; each rule's query over the small table is
     cheap to prepare. (A subquery per rule would make the database parse and plan
     the large state query once per rule on every write.)
     """
-    sql = state_sql(ctx)
     with ctx.cursor() as cursor:
-        if ctx.vendor == "sqlite":
-            cursor.execute("SELECT 1 FROM sqlite_temp_master WHERE name = %s", [INCREMENTAL_TABLE])
-        else:
-            cursor.execute("SELECT to_regclass(%s)", [f"pg_temp.{INCREMENTAL_TABLE}"])
-        row = cursor.fetchone()
-        if row is None or row[0] is None:
-            # Created inside the write's transaction: a rollback removes it, and the check above notices.
+        if INCREMENTAL_TABLE not in ctx.scratch:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE {INCREMENTAL_TABLE} AS SELECT * FROM ({sql}) t WHERE 1 = 0"
             )
-        else:
-            cursor.execute(f"DELETE FROM {INCREMENTAL_TABLE}")
-        cursor.execute(f"INSERT INTO {INCREMENTAL_TABLE} {sql}")
+            if ctx.vendor == "postgresql":
+                cursor.execute(f"ANALYZE {INCREMENTAL_TABLE}")
+        ctx.execute_repeated(cursor, f"INSERT INTO {INCREMENTAL_TABLE} {sql}")
     ctx.state = INCREMENTAL_TABLE
 
 

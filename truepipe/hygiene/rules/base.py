@@ -104,7 +104,7 @@ class Rule:
         """The facts in `source` (a table, or a parenthesised SELECT) with the derived columns added."""
         # OFFSET 0 keeps each layer a subquery of its own: flattened, every use of a column
         # would repeat (and recompute) the whole expression behind it, and these nest.
-        fence = " LIMIT -1 OFFSET 0" if ctx.vendor == "sqlite" else " OFFSET 0"
+        fence = ctx.fence
         sql = f"SELECT * FROM {source} f{fence}"
         for layer in self.derived(ctx):
             columns = "".join(f", {expression} AS {name}" for name, expression in layer.items())
@@ -121,10 +121,13 @@ class Rule:
             where = f" WHERE f.key IN ({', '.join(ctx.literal(key) for key in keys) or 'NULL'})"
         return f"SELECT f.key, {select} FROM ({self.derived_sql(ctx, facts)}) f{where}"
 
+    def keys_sql(self, ctx: EvalContext) -> str:
+        return f"SELECT f.key FROM ({ctx.sql(self.facts(ctx))}) f"
+
     def keys(self, ctx: EvalContext) -> set[str]:
         """The keys of every failure: the facts alone (what an incremental evaluation compares)."""
         with self.prepared(ctx), ctx.cursor() as cursor:
-            cursor.execute(f"SELECT f.key FROM ({ctx.sql(self.facts(ctx))}) f")
+            ctx.execute_repeated(cursor, ctx.keys_sql.get(self.key) or self.keys_sql(ctx))
             return {row[0] for row in cursor.fetchall()}
 
     def find(self, ctx: EvalContext, keys: Iterable[str] | None = None) -> Iterable[Finding]:

@@ -50,6 +50,8 @@ def median_days_to_win(ctx: EvalContext) -> str:
     at = ctx.ts(ctx.as_of)
     start = ctx.days_ago(365)
     days = f"{hours_diff(ctx, 'o.closed_at', 'o.created_at')} / 24.0"
+    # A few deals: only their owners' medians.
+    owners = "" if ctx.full else " AND o.owner_id IN (SELECT owner_id FROM {state})"
     return f"""
         SELECT owner_id, AVG(days) AS median_days FROM (
             SELECT owner_id, days, ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY days) AS rn,
@@ -58,7 +60,7 @@ def median_days_to_win(ctx: EvalContext) -> str:
                 SELECT o.owner_id, {days} AS days
                 FROM pipeline_opportunity o JOIN pipeline_stage w ON w.id = o.stage_id
                 WHERE w.kind = '{StageKind.WON.value}' AND o.closed_at > {start} AND o.closed_at <= {at}
-                  AND (o.deleted_at IS NULL OR o.deleted_at > {at})
+                  AND (o.deleted_at IS NULL OR o.deleted_at > {at}){owners}
             ) won
         ) ranked
         WHERE rn IN ((n + 1) / 2, (n + 2) / 2)

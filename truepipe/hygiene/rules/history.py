@@ -172,7 +172,8 @@ class AmountChanged(Rule):
         at = ctx.ts(ctx.as_of)
         old, new = ctx.cast("c.old_value", "num"), ctx.cast("c.new_value", "num")
         # The close date as of the change: the latest close-date change up to it, else the old value
-        # of the first one after it, else the current close date.
+        # of the first one after it, else the current close date. (Computed once per change: the
+        # fence keeps the planner from copying the expression into every use of close_then.)
         close_then = f"""COALESCE(
             (SELECT d.new_value FROM {CHANGES} d WHERE d.opportunity_id = c.opportunity_id
                AND d.field = 'close_date' AND d.changed_at <= c.changed_at
@@ -199,6 +200,7 @@ class AmountChanged(Rule):
                         WHERE c.field = 'amount' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
                           AND c.old_value <> '' AND c.new_value <> ''
                           AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
+                        {ctx.fence}
                     ) y
                     WHERE y.old_amount > 0 AND y.close_then IS NOT NULL AND y.close_then <> ''
                 ) x
@@ -393,7 +395,7 @@ class SurpriseWin(Rule):
                 SELECT a.opportunity_id, COUNT(*) AS before_close
                 FROM activities_activity a JOIN ({won}) w ON w.id = a.opportunity_id
                 WHERE a.occurred_at <= w.won_at AND a.logged_at <= w.won_at
-                  AND (a.deleted_at IS NULL OR a.deleted_at > w.won_at)
+                  AND (a.deleted_at IS NULL OR a.deleted_at > w.won_at){ctx.ids("a.opportunity_id")}
                 GROUP BY a.opportunity_id
             ) n ON n.opportunity_id = w.id
             LEFT JOIN (
