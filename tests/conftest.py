@@ -47,6 +47,40 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def tamper_with_audit_log(sql: str, params: list | None = None) -> None:
+    """What someone with database access could do to the audit log: remove its append-only
+    triggers, run a statement, put them back."""
+    from importlib import import_module
+
+    from django.db import connection
+
+    migration = import_module("truepipe.audit.migrations.0002_append_only_triggers")
+    sqlite = connection.vendor == "sqlite"
+    with connection.cursor() as cursor:
+        for statement in migration.SQLITE_UNDO if sqlite else migration.POSTGRESQL_UNDO:
+            cursor.execute(statement)
+        cursor.execute(sql, params)
+        for statement in migration.SQLITE if sqlite else migration.POSTGRESQL:
+            cursor.execute(statement)
+
+
+@pytest.fixture(autouse=True)
+def _audit_log_emptied_before_the_flush(request):
+    """A transactional test ends by flushing every table, which SQLite does with DELETE: the audit
+    log's triggers refuse it, so its entries go first, the way only a test may."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or "live_server" in request.fixturenames
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        tamper_with_audit_log("DELETE FROM audit_auditentry")
+
+
 def stage(name: str) -> Stage:
     return Stage.objects.get(name=name)
 

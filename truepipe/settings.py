@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "truepipe.importer",
     "truepipe.demo",
     "truepipe.hygiene",
+    "truepipe.audit",
     # Background work: the nightly snapshot and evaluation (`truepipe worker`).
     "huey.contrib.djhuey",
 ]

@@ -9,12 +9,15 @@ current one), so a policy can live in version control.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.db import connection, transaction
 
+from truepipe.audit import log as audit
 from truepipe.core.errors import InvalidInput, NotAllowed
 from truepipe.hygiene.models import PolicyVersion, Severity
 from truepipe.hygiene.rules import Rule, load_all
@@ -180,6 +183,12 @@ def publish_policy(actor, document: Any, *, note: str = "") -> PolicyVersion:
     with transaction.atomic():
         latest = PolicyVersion.objects.select_for_update().order_by("-number").first()
         number = (latest.number if latest else 0) + 1
-        return PolicyVersion.objects.create(
+        version = PolicyVersion.objects.create(
             number=number, document=merged, note=note[:255], created_by=actor if actor else None
         )
+        # The document's digest: what exactly was published, checkable against an exported file.
+        digest = hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest()
+        audit.record(
+            actor, "policy.published", version, {"number": number, "note": note[:255], "sha256": digest}
+        )
+        return version

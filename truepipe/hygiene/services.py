@@ -7,6 +7,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from truepipe.audit import log as audit
 from truepipe.core import hooks
 from truepipe.core.errors import InvalidInput, NotAllowed, NotFound
 from truepipe.core.models import Via
@@ -47,6 +48,12 @@ def waive_violation(actor, violation: Violation, reason: str) -> Violation:
         locked.waived_reason = reason
         locked.closed_at = timezone.now()
         locked.save(update_fields=["status", "waived_by", "waived_reason", "closed_at"])
+        audit.record(
+            actor,
+            "violation.waived",
+            locked,
+            {"rule": locked.rule, "key": locked.key, "rep": locked.rep_id, "reason": reason},
+        )
     return locked
 
 
@@ -148,6 +155,12 @@ def snooze_opportunity(
                 via, now, extra={"opportunity_id": deal.pk, "replaced": replaced},
             )
         )  # fmt: skip
+        audit.record(
+            actor,
+            "snooze.created",
+            snooze,
+            {"opportunity": deal.pk, "until": until.isoformat(), "reason": reason, "replaced": replaced},
+        )
         _reevaluate(deal.pk, actor, via, f"snoozed until {until.isoformat()}: {reason}")
     return snooze
 
@@ -175,5 +188,6 @@ def cancel_snooze(actor, snooze: Snooze | int, *, via: str = Via.FORM) -> Snooze
                 via, now, extra={"opportunity_id": locked.opportunity_id},
             )
         )  # fmt: skip
+        audit.record(actor, "snooze.cancelled", locked, {"opportunity": locked.opportunity_id})
         _reevaluate(locked.opportunity_id, actor, via, "snooze cancelled")
     return locked
