@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "truepipe.demo",
     "truepipe.hygiene",
     "truepipe.audit",
+    "truepipe.accountability",
     # Background work: the nightly snapshot and evaluation (`truepipe worker`).
     "huey.contrib.djhuey",
 ]

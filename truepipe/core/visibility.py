@@ -10,6 +10,8 @@ Roles:
 - exec: reads everything, changes nothing;
 - admin: reads and changes everything;
 - delivery: reads won opportunities, their accounts, contacts and activities;
+- records about a person (a model's `VISIBLE_BY` names the person: offenses, consequences,
+  disputes): that person and their managers read them, exec and admin read all, delivery none;
 - anonymous or no profile: nothing.
 """
 
@@ -102,6 +104,12 @@ def visible(user, model: type[M], action: Action = "view") -> QuerySet[M]:
 
     def owned(field: str) -> Q:
         return _owner_q(user, field, subtree)
+
+    # Records about a person (offenses, consequences, disputes): the person and their managers
+    # read them; changes go through their services, which say who decides what.
+    about = getattr(model, "VISIBLE_BY", None)
+    if about:
+        return qs.filter(owned(about)) if action == "view" else qs.none()
 
     if model is Opportunity:
         return qs.filter(owned("owner"))

@@ -685,6 +685,18 @@ def _close_disabled_rules(ctx: EvalContext, outcome: Outcome) -> None:
     outcome.expired += closed
 
 
+# Called after every full evaluation with the run and its policy (see `evaluate`).
+AFTER_EVALUATION: list[Callable[[EvaluationRun, Policy], None]] = []
+
+
+def after_evaluation(
+    listener: Callable[[EvaluationRun, Policy], None],
+) -> Callable[[EvaluationRun, Policy], None]:
+    if listener not in AFTER_EVALUATION:
+        AFTER_EVALUATION.append(listener)
+    return listener
+
+
 class EvaluationOrderError(Exception):
     """Evaluating before the latest recorded evaluation would rewrite the record."""
 
@@ -727,6 +739,8 @@ def evaluate(
         scoring.record_scores(ctx, materialised=True)  # reads the same state, built once
     run.opened, run.resolved, run.expired = outcome.opened, outcome.resolved, outcome.expired
     run.live = Violation.objects.filter(live=True).count()
+    for listener in list(AFTER_EVALUATION):
+        listener(run, policy)  # e.g. offenses (truepipe.accountability), as of the same moment
     run.seconds = time.perf_counter() - started
     run.finished_at = timezone.now()
     run.save()

@@ -17,6 +17,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from truepipe.accountability.ladder import Accountability
+from truepipe.accountability.ladder import defaults as accountability_defaults
+from truepipe.accountability.ladder import from_section as accountability_from
+from truepipe.accountability.ladder import section_errors as accountability_errors
 from truepipe.audit import log as audit
 from truepipe.core.errors import InvalidInput, NotAllowed
 from truepipe.hygiene.models import PolicyVersion, Severity
@@ -52,6 +56,7 @@ def default_document() -> dict[str, Any]:
         "scoring": copy.deepcopy(DEFAULT_SCORING),
         "snooze": copy.deepcopy(DEFAULT_SNOOZE),
         "queue": copy.deepcopy(DEFAULT_QUEUE),
+        "accountability": accountability_defaults(),
     }
 
 
@@ -76,11 +81,16 @@ class Policy:
     def section(self, name: str) -> dict[str, Any]:
         return self.document.get(name, {})
 
+    @cached_property
+    def accountability(self) -> Accountability:
+        """When violations become an offense, and the ladder of consequences."""
+        return accountability_from(self.section("accountability"))
+
 
 def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The given document over the defaults: rules added since it was written get their defaults."""
     merged = copy.deepcopy(defaults)
-    for section in ("scoring", "snooze", "queue"):
+    for section in ("scoring", "snooze", "queue", "accountability"):
         merged[section].update(given.get(section, {}))
     for key, entry in given.get("rules", {}).items():
         if key in merged["rules"]:
@@ -121,7 +131,9 @@ def current_policy() -> Policy:
 def validate_document(document: Any) -> dict[str, Any]:
     """Check a policy document against the rules truepipe knows; raise InvalidInput naming each problem."""
     if not isinstance(document, dict):
-        raise InvalidInput("A policy is a JSON object with 'rules', 'scoring', 'snooze' and 'queue'.")
+        raise InvalidInput(
+            "A policy is a JSON object with 'rules', 'scoring', 'snooze', 'queue' and 'accountability'."
+        )
     defaults = default_document()
     errors: dict[str, str] = {}
     unknown_sections = set(document) - set(defaults) - {"version", "note"}
@@ -145,6 +157,7 @@ def validate_document(document: Any) -> dict[str, Any]:
                 errors[f"rules.{key}.params.{name}"] = "No such parameter."
             elif not _same_shape(known[name], value):
                 errors[f"rules.{key}.params.{name}"] = f"Must look like the default ({known[name]!r})."
+    errors |= accountability_errors(document.get("accountability"))
     for section in ("scoring", "snooze", "queue"):
         for name, value in (document.get(section) or {}).items():
             if name not in defaults[section]:

@@ -1,0 +1,258 @@
+"""The engine's side of accountability: offenses found after each full evaluation, and
+consequences escalated when their deadline passes unenforced.
+
+Both are a handful of queries over the whole organisation, whatever its size, and both are
+idempotent: an offense has a key per rep and week, an escalation happens once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Avg, Count, Q
+
+from truepipe.accountability.ladder import Accountability, Step
+from truepipe.accountability.models import (
+    Consequence,
+    ConsequenceState,
+    Offense,
+    OffenseStatus,
+    OffenseViolation,
+)
+from truepipe.audit import log as audit
+from truepipe.hygiene.engine import after_evaluation
+from truepipe.hygiene.models import EvaluationRun, RepScore, Violation, ViolationStatus
+from truepipe.hygiene.policy import Policy
+from truepipe.people.models import Role, SalesProfile
+
+
+def week_of(day: dt.date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass
+class Found:
+    offenses: list[Offense] = field(default_factory=list)
+    consequences: list[Consequence] = field(default_factory=list)
+    escalated: list[int] = field(default_factory=list)
+
+
+def _counting(rules: Accountability, as_of: dt.datetime) -> Q:
+    """Violations that count toward an offense at a moment: severe enough, open past the grace
+    period then (waived, resolved or expired later still counted at that moment)."""
+    cutoff = as_of - dt.timedelta(days=rules.grace_days)
+    return (
+        Q(severity__gte=rules.offense_severity, opened_at__lte=cutoff)
+        & (Q(closed_at__isnull=True) | Q(closed_at__gt=as_of))
+        & ~Q(status=ViolationStatus.WAIVED, closed_at__lte=as_of)
+    )
+
+
+def owners_for(rep_ids: set[int], step: Step) -> dict[int, int | None]:
+    """Who owns each rep's consequence at this step: their manager, their manager's manager, or
+    (None) the admins."""
+    if step.owner == "admin":
+        return dict.fromkeys(rep_ids)
+    managers = dict(SalesProfile.objects.filter(user_id__in=rep_ids).values_list("user_id", "manager_id"))
+    if step.owner == "manager":
+        return {rep: managers.get(rep) for rep in rep_ids}
+    above = dict(
+        SalesProfile.objects.filter(user_id__in={m for m in managers.values() if m}).values_list(
+            "user_id", "manager_id"
+        )
+    )
+    return {rep: above.get(managers.get(rep) or 0) for rep in rep_ids}
+
+
+def detect(day: dt.date, as_of: dt.datetime, policy: Policy) -> Found:
+    """Open this week's offense for every rep the policy says has one, with its consequence."""
+    rules = policy.accountability
+    week = week_of(day)
+    unresolved = dict(
+        Violation.objects.filter(_counting(rules, as_of))
+        .values("rep_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=rules.min_unresolved)
+        .values_list("rep_id", "n")
+    )
+    low: dict[int, Decimal] = {}
+    if rules.weekly_score_below > 0:
+        low = dict(
+            RepScore.objects.filter(day__gt=day - dt.timedelta(days=7), day__lte=day)
+            .values("rep_id")
+            .annotate(avg=Avg("score"))
+            .filter(avg__lt=rules.weekly_score_below)
+            .values_list("rep_id", "avg")
+        )
+    reps = (set(unresolved) | set(low)) - set(
+        Offense.objects.filter(week=week).values_list("rep_id", flat=True)
+    )
+    # Only people whose data discipline the policy measures (reps and managers who sell).
+    reps &= set(
+        SalesProfile.objects.filter(user_id__in=reps, role__in=[Role.REP, Role.MANAGER]).values_list(
+            "user_id", flat=True
+        )
+    )
+    found = Found()
+    if not reps:
+        return found
+    earlier = dict(
+        Offense.objects.filter(
+            rep_id__in=reps,
+            status=OffenseStatus.ACTIVE,
+            day__gt=day - dt.timedelta(days=rules.window_days),
+            day__lte=day,
+        )
+        .values("rep_id")
+        .annotate(n=Count("id"))
+        .values_list("rep_id", "n")
+    )
+    with transaction.atomic():
+        offenses = [
+            Offense(
+                rep_id=rep,
+                key=f"offense:{rep}:{week}",
+                day=day,
+                week=week,
+                detected_at=as_of,
+                level=earlier.get(rep, 0) + 1,
+                policy_version=policy.version,
+                unresolved=unresolved.get(rep, 0),
+                weekly_score=_round1(low.get(rep)),
+                summary=summary(rules, unresolved.get(rep, 0), low.get(rep)),
+            )
+            for rep in sorted(reps)
+        ]
+        Offense.objects.bulk_create(offenses, batch_size=1000)
+        by_rep = {offense.rep_id: offense for offense in Offense.objects.filter(week=week, rep_id__in=reps)}
+        evidence = Violation.objects.filter(_counting(rules, as_of), rep_id__in=unresolved.keys() & reps)
+        OffenseViolation.objects.bulk_create(
+            [
+                OffenseViolation(offense_id=by_rep[rep].pk, violation_id=pk)
+                for pk, rep in evidence.values_list("pk", "rep_id").iterator(chunk_size=5000)
+            ],
+            batch_size=5000,
+        )
+        consequences = create_consequences(list(by_rep.values()), rules, day)
+        audit.record_many(
+            None,
+            [("offense.found", offense, offense_data(offense)) for offense in by_rep.values()]
+            + [("consequence.created", c, consequence_data(c)) for c in consequences],
+        )
+    found.offenses = list(by_rep.values())
+    found.consequences = consequences
+    return found
+
+
+def create_consequences(offenses: list[Offense], rules: Accountability, day: dt.date) -> list[Consequence]:
+    """Each offense's step of the ladder, owned and dated (one insert)."""
+    by_level: dict[int, list[Offense]] = defaultdict(list)
+    for offense in offenses:
+        by_level[offense.level].append(offense)
+    rows = []
+    for level, group in by_level.items():
+        step = rules.step(level)
+        owners = owners_for({o.rep_id for o in group}, step)
+        rows += [
+            Consequence(
+                offense_id=offense.pk,
+                level=level,
+                name=step.name,
+                action=step.action,
+                notify=list(step.notify),
+                hold_days=step.hold_days,
+                owner_id=owners.get(offense.rep_id),
+                deadline=day + dt.timedelta(days=step.deadline_days),
+            )
+            for offense in group
+        ]
+    return Consequence.objects.bulk_create(rows, batch_size=1000)
+
+
+def _round1(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.1"))
+
+
+def summary(rules: Accountability, unresolved: int, score: Any) -> str:
+    parts = []
+    if unresolved:
+        label = {1: "low", 2: "medium", 3: "high"}[rules.offense_severity]
+        plural = "s" if unresolved != 1 else ""
+        parts.append(
+            f"{unresolved} {label}-severity violation{plural} left unresolved over {rules.grace_days} days"
+        )
+    if score is not None:
+        parts.append(f"7-day score {_round1(score)} (below {rules.weekly_score_below:g})")
+    return "; ".join(parts)[:255]
+
+
+def offense_data(offense: Offense) -> dict[str, Any]:
+    return {
+        "rep": offense.rep_id,
+        "week": offense.week,
+        "level": offense.level,
+        "policy_version": offense.policy_version,
+        "summary": offense.summary,
+    }
+
+
+def consequence_data(consequence: Consequence) -> dict[str, Any]:
+    return {
+        "offense": consequence.offense_id,
+        "level": consequence.level,
+        "name": consequence.name,
+        "owner": consequence.owner_id,
+        "deadline": consequence.deadline.isoformat(),
+    }
+
+
+def escalate_overdue(day: dt.date) -> list[int]:
+    """Consequences whose deadline passed before `day`, neither applied nor waived: escalated once
+    to their owner's manager (an owner without one leaves them to the admins)."""
+    overdue = Consequence.objects.filter(
+        state=ConsequenceState.PENDING, deadline__lt=day, escalated_at__isnull=True
+    )
+    rows = list(overdue.values_list("pk", "owner_id"))
+    if not rows:
+        return []
+    managers = dict(
+        SalesProfile.objects.filter(user_id__in={owner for _, owner in rows if owner}).values_list(
+            "user_id", "manager_id"
+        )
+    )
+    from django.utils import timezone
+
+    now = timezone.now()
+    by_target: dict[int | None, list[int]] = defaultdict(list)
+    for pk, owner in rows:
+        by_target[managers.get(owner) if owner else None].append(pk)
+    with transaction.atomic():
+        for target, pks in by_target.items():
+            Consequence.objects.filter(pk__in=pks, escalated_at__isnull=True).update(
+                escalated_to_id=target, escalated_at=now
+            )
+        audit.record_many(
+            None,
+            [
+                (
+                    "consequence.escalated",
+                    f"consequence:{pk}",
+                    {"to": target, "deadline_passed_before": str(day)},
+                )
+                for target, pks in by_target.items()
+                for pk in pks
+            ],
+        )
+    return [pk for _, pk_list in by_target.items() for pk in pk_list]
+
+
+@after_evaluation
+def after_run(run: EvaluationRun, policy: Policy) -> None:
+    detect(run.day, run.as_of, policy)
+    escalate_overdue(run.day)
