@@ -51,6 +51,9 @@ class Writer:
         self.connection = connection
         self.vendor = connection.vendor
         self.raw = connection.connection
+        if self.vendor == "sqlite":
+            # A 2 GB page cache for the load (index builds sort in it); the product's own is 64 MB.
+            self.raw.execute("PRAGMA cache_size=-2000000")
 
     def ts(self, value: dt.datetime | None):
         if value is None:
@@ -58,7 +61,42 @@ class Writer:
         # Django stores aware datetimes in SQLite as naive UTC text.
         return value.strftime("%Y-%m-%d %H:%M:%S") if self.vendor == "sqlite" else value
 
+    def secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """(name, CREATE statement) of the table's indexes that no constraint owns."""
+        with self.connection.cursor() as cursor:
+            if self.vendor == "sqlite":
+                cursor.execute(
+                    "SELECT name, sql FROM sqlite_master"
+                    " WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL",
+                    [table],
+                )
+            else:
+                cursor.execute(
+                    """SELECT i.indexname, i.indexdef FROM pg_indexes i
+                       WHERE i.tablename = %s AND NOT EXISTS (
+                           SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""",
+                    [table],
+                )
+            return list(cursor.fetchall())
+
     def insert(
+        self, table: str, columns: Sequence[str], rows: Iterator[tuple], total: int, label: str
+    ) -> None:
+        """Load rows with the table's secondary indexes dropped, then build them once: maintaining
+        B-trees row by row is what makes loading tens of millions of rows slow."""
+        indexes = self.secondary_indexes(table) if total > 100_000 else []
+        with self.connection.cursor() as cursor:
+            for name, _ in indexes:
+                cursor.execute(f'DROP INDEX "{name}"')
+        self._insert(table, columns, rows, total, label)
+        if indexes:
+            from tqdm import tqdm
+
+            with self.connection.cursor() as cursor:
+                for _, create in tqdm(indexes, desc=f"{label} indexes", unit="index", file=sys.stderr):
+                    cursor.execute(create)
+
+    def _insert(
         self, table: str, columns: Sequence[str], rows: Iterator[tuple], total: int, label: str
     ) -> None:
         from tqdm import tqdm

@@ -212,7 +212,7 @@ def consequence_data(consequence: Consequence) -> dict[str, Any]:
     }
 
 
-def escalate_overdue(day: dt.date) -> list[int]:
+def escalate_overdue(day: dt.date, at: dt.datetime | None = None) -> list[int]:
     """Consequences whose deadline passed before `day`, neither applied nor waived: escalated once
     to their owner's manager (an owner without one leaves them to the admins)."""
     overdue = Consequence.objects.filter(
@@ -228,7 +228,7 @@ def escalate_overdue(day: dt.date) -> list[int]:
     )
     from django.utils import timezone
 
-    now = timezone.now()
+    now = at or timezone.now()
     by_target: dict[int | None, list[int]] = defaultdict(list)
     for pk, owner in rows:
         by_target[managers.get(owner) if owner else None].append(pk)
@@ -255,4 +255,4 @@ def escalate_overdue(day: dt.date) -> list[int]:
 @after_evaluation
 def after_run(run: EvaluationRun, policy: Policy) -> None:
     detect(run.day, run.as_of, policy)
-    escalate_overdue(run.day)
+    escalate_overdue(run.day, run.as_of)

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from truepipe.web.views import accountability as accountability_views
 from truepipe.web.views import accounts, activities, board, opportunities, pipeline, policy, search
 from truepipe.web.views import scorecard as scorecard_views
 from truepipe.web.views import today as today_views
@@ -35,4 +36,17 @@ urlpatterns = [
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("scorecard/<int:rep_id>/", scorecard_views.rep_scorecard, name="rep-scorecard"),
     path("violations/<int:pk>/waive/", scorecard_views.violation_waive, name="violation-waive"),
+    path("policy/acknowledge/", accountability_views.policy_acknowledge, name="policy-acknowledge"),
+    path("accountability/", accountability_views.accountability_page, name="accountability"),
+    path("accountability/offenses/<int:pk>/", accountability_views.offense_detail, name="offense"),
+    *[
+        path(f"accountability/{route}/", accountability_views.decide, {"decision": name}, name=name)
+        for name, route in {
+            "offense-acknowledge": "offenses/<int:pk>/acknowledge",
+            "offense-dispute": "offenses/<int:pk>/dispute",
+            "consequence-apply": "consequences/<int:pk>/apply",
+            "consequence-waive": "consequences/<int:pk>/waive",
+            "dispute-resolve": "disputes/<int:pk>/resolve",
+        }.items()
+    ],
 ]

@@ -20,7 +20,7 @@ from truepipe.hygiene.policy_file import export_text, history, parse_text, rule_
 from truepipe.people.models import Role
 from truepipe.web.views.common import refuse
 
-SECTIONS = ("scoring", "snooze", "queue")
+SECTIONS = ("scoring", "snooze", "queue", "accountability")
 MAX_UPLOAD = 256 * 1024
 
 
@@ -47,7 +47,7 @@ class PolicyForm(forms.Form):
         self.fields["settings"] = forms.CharField(
             widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
             initial=json.dumps({name: document[name] for name in SECTIONS}, indent=2, sort_keys=True),
-            label="Scoring, snooze and queue settings (JSON)",
+            label="Scoring, snooze, queue and accountability settings (JSON)",
         )
         self.fields["note"] = forms.CharField(max_length=255, required=False, label="Note (why it changed)")
 
@@ -140,8 +140,15 @@ def policy_page(request: HttpRequest) -> HttpResponse:
                     messages.success(request, f"Published policy v{version.number}.")
                     return redirect("policy")
         status = 400
+    from truepipe.accountability import queries as accountability
+
     context = {
         "policy": policy,
+        "accountability": policy.accountability,
+        "acknowledged": accountability.acknowledged(request.user, policy),
+        "unacknowledged": list(accountability.unacknowledged(request.user, policy)[:200])
+        if role_of(request.user) in (Role.MANAGER, Role.ADMIN)
+        else [],
         "rules": rule_lines(policy),
         "admin": admin,
         "form": form,
