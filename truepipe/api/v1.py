@@ -22,6 +22,12 @@ from __future__ import annotations
 from ninja import NinjaAPI
 
 from truepipe.api import errors
+from truepipe.api.accountability import (
+    consequences_router,
+    disputes_router,
+    offenses_router,
+    policy_router,
+)
 from truepipe.api.accounts import accounts_router, contacts_router
 from truepipe.api.activities import router as activities_router
 from truepipe.api.auth import JsonParser, SessionAuth, TokenAuth
@@ -47,3 +53,7 @@ api.add_router("/products", products_router)
 api.add_router("/stages", stages_router)
 api.add_router("/users", users_router)
 api.add_router("/tokens", tokens_router)
+api.add_router("/offenses", offenses_router)
+api.add_router("/consequences", consequences_router)
+api.add_router("/disputes", disputes_router)
+api.add_router("/policy", policy_router)
