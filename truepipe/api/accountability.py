@@ -8,26 +8,31 @@ services as the page: the same permissions, the same audit log.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
 from truepipe.accountability import services
+from truepipe.accountability.fairness import audit
 from truepipe.accountability.models import Consequence, Dispute, Offense
 from truepipe.api import common
 from truepipe.api.common import Id, actor, order, page, visible_one
 from truepipe.api.schemas import ERRORS, ListParams, Strict, UserRef, page_of
-from truepipe.core.visibility import visible
+from truepipe.core.errors import InvalidInput, NotAllowed
+from truepipe.core.visibility import role_of, visible, visible_users
+from truepipe.people.models import Role
 
 offenses_router = Router(tags=["accountability"])
 consequences_router = Router(tags=["accountability"])
 disputes_router = Router(tags=["accountability"])
 policy_router = Router(tags=["accountability"])
+fairness_router = Router(tags=["accountability"])
 
 
 class ConsequenceOut(Schema):
@@ -306,6 +311,31 @@ def resolve_dispute(request: HttpRequest, id: Id, payload: Resolution):
         user, visible_one(user, Dispute, id), upheld=payload.decision == "uphold", note=payload.note
     )
     return dispute_out(disputes_qs(user).get(pk=id))
+
+
+class FairnessParams(Strict):
+    start: date | None = Field(None, alias="from", description="Default: 90 days before `to`.")
+    end: date | None = Field(None, alias="to", description="Default: today.")
+    under: str | None = Field(None, max_length=150, description="Only one manager's team (username).")
+
+
+@fairness_router.get("", response={200: dict[str, Any], **ERRORS})
+def fairness(request: HttpRequest, params: Query[FairnessParams]):
+    """The fairness audit over what you see: counts by tier, manager and rep, and the checks
+    (Fisher's exact test; `verdict` is flag, no difference or too few)."""
+    user = actor(request)
+    if role_of(user) not in (Role.MANAGER, Role.ADMIN, Role.EXEC):
+        raise NotAllowed("The fairness audit is for managers, executives and admins.")
+    end = params.end or timezone.localdate()
+    start = params.start or end - timedelta(days=90)
+    under = None
+    if params.under:
+        under = visible_users(user).filter(username__iexact=params.under).first()
+        if under is None:
+            raise InvalidInput(
+                f"No one called {params.under!r} that you can see.", fields={"under": "Unknown."}
+            )
+    return audit(user, start, end, under).as_dict()
 
 
 @policy_router.post("/acknowledgements", response={201: AcknowledgementOut, **ERRORS})

@@ -25,6 +25,7 @@ from truepipe.api import errors
 from truepipe.api.accountability import (
     consequences_router,
     disputes_router,
+    fairness_router,
     offenses_router,
     policy_router,
 )
@@ -57,3 +58,4 @@ api.add_router("/offenses", offenses_router)
 api.add_router("/consequences", consequences_router)
 api.add_router("/disputes", disputes_router)
 api.add_router("/policy", policy_router)
+api.add_router("/fairness", fairness_router)

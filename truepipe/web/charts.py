@@ -235,3 +235,58 @@ def _chart_svg(
         parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One horizontal bar: a label, a value (0-100), and a note printed after it."""
+
+    label: str
+    value: float | None
+    note: str = ""
+    flagged: bool = False
+
+
+def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 560, row: int = 26) -> SafeString:
+    """Horizontal bars on a 0-100 scale, one per row: for comparing rates between groups.
+    A bar without a value (nothing to rate) is a dashed stub saying so; a flagged one is drawn
+    in the warning colour."""
+    label_w, note_w, pad = 170.0, 150.0, 6.0
+    plot_w = width - label_w - note_w - pad
+    height = int(row * len(bars) + 2 * pad + 14)
+    name = escape(title)
+    parts = [
+        f'<svg class="bars" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{name}">'
+        f"<title>{name}</title>"
+    ]
+    for tick in (0, 50, 100):
+        x = label_w + plot_w * tick / 100
+        parts.append(
+            f'<line x1="{_n(x)}" y1="{_n(pad)}" x2="{_n(x)}" y2="{_n(height - 14)}" class="bars-grid"/>'
+            f'<text x="{_n(x)}" y="{_n(height - 2)}" class="bars-tick" text-anchor="middle">{tick}%</text>'
+        )
+    for i, bar in enumerate(bars):
+        y = pad + i * row
+        mid = y + row / 2
+        parts.append(
+            f'<text x="{_n(label_w - 8)}" y="{_n(mid + 4)}" text-anchor="end" class="bars-label">'
+            f"{escape(bar.label)}</text>"
+        )
+        if bar.value is None:
+            parts.append(
+                f'<line x1="{_n(label_w)}" y1="{_n(mid)}" x2="{_n(label_w + 24)}" y2="{_n(mid)}" '
+                'class="bars-none"/>'
+            )
+        else:
+            w = plot_w * max(0.0, min(100.0, bar.value)) / 100
+            css = "bars-bar bars-flag" if bar.flagged else "bars-bar"
+            parts.append(
+                f'<rect x="{_n(label_w)}" y="{_n(y + 5)}" width="{_n(max(w, 1.0))}" height="{_n(row - 10)}" '
+                f'class="{css}"><title>{escape(bar.label)}: {bar.value:.0f}%</title></rect>'
+            )
+        parts.append(
+            f'<text x="{_n(label_w + plot_w + 8)}" y="{_n(mid + 4)}" class="bars-note">'
+            f"{escape(bar.note)}</text>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -39,6 +39,7 @@ urlpatterns = [
     path("policy/acknowledge/", accountability_views.policy_acknowledge, name="policy-acknowledge"),
     path("accountability/", accountability_views.accountability_page, name="accountability"),
     path("accountability/offenses/<int:pk>/", accountability_views.offense_detail, name="offense"),
+    path("accountability/fairness/", accountability_views.fairness_page, name="fairness"),
     *[
         path(f"accountability/{route}/", accountability_views.decide, {"decision": name}, name=name)
         for name, route in {

@@ -8,6 +8,7 @@ page with the message next to the form and the text the person typed still in it
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from truepipe.accountability import queries, services
 from truepipe.accountability.models import Consequence, Dispute, Offense, OffenseStatus
 from truepipe.audit.log import trail
 from truepipe.core.errors import ServiceError
-from truepipe.core.visibility import role_of, visible
+from truepipe.core.visibility import role_of, visible, visible_users
 from truepipe.hygiene.policy import current_policy
 from truepipe.people.models import Role
 from truepipe.web.views.common import refuse
@@ -161,3 +162,57 @@ def policy_acknowledge(request: HttpRequest) -> HttpResponse:
         return refuse(request, exc)
     messages.success(request, f"You acknowledged policy v{ack.version}.")
     return redirect(request.POST.get("next") or reverse("policy"))
+
+
+@login_required
+@require_GET
+def fairness_page(request: HttpRequest) -> HttpResponse:
+    """The fairness audit over what the viewer sees: a period, optionally one manager's team."""
+    from django.utils.dateparse import parse_date
+
+    from truepipe.accountability.fairness import TIERS, audit
+    from truepipe.web.charts import Bar, bar_chart
+
+    user: Any = request.user
+    if role_of(user) not in (Role.MANAGER, Role.ADMIN, Role.EXEC):
+        return refuse(request, "The fairness audit is for managers, executives and admins.", 403)
+    today = timezone.localdate()
+    end = parse_date(request.GET.get("to") or "") or today
+    start = parse_date(request.GET.get("from") or "") or end - dt.timedelta(days=90)
+    if start > end:
+        start, end = end, start
+    under = None
+    if request.GET.get("under"):
+        under = visible_users(user).filter(username__iexact=request.GET["under"]).first()
+    report = audit(user, start, end, under)
+    flagged = {check.group for check in report.flags}
+
+    def bars(groups: dict[str, Any], order: list[str]) -> Any:
+        return bar_chart(
+            [
+                Bar(
+                    name,
+                    groups[name].waive_rate,
+                    f"{groups[name].waived} of {groups[name].decided} waived",
+                    name in flagged,
+                )
+                for name in order
+                if name in groups and groups[name].offenses
+            ],
+            title="Share of decided consequences that were waived",
+        )
+
+    managers = sorted(report.by_manager, key=lambda name: -(report.by_manager[name].waive_rate or -1))
+    context = {
+        "report": report,
+        "start": start,
+        "end": end,
+        "under": under,
+        "managers": managers,
+        "tier_chart": bars(report.by_tier, list(TIERS)),
+        "manager_chart": bars(report.by_manager, managers),
+        "reps": [
+            (name, c, report.tier_of.get(name, "no quota")) for name, c in sorted(report.by_rep.items())
+        ],
+    }
+    return render(request, "web/accountability/fairness.html", context)

@@ -62,6 +62,11 @@ class Command(BaseCommand):
         resolve.add_argument("--note", required=True)
         ack = person(actions.add_parser("acknowledge", help="Acknowledge an offense, or the policy."))
         ack.add_argument("id", type=int, nargs="?")
+        fair = person(actions.add_parser("fairness", help="The fairness audit over what this person sees."))
+        fair.add_argument("--from", dest="start", type=dt.date.fromisoformat, help="Default: 90 days ago.")
+        fair.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="Default: today.")
+        fair.add_argument("--under", help="Only one manager's team (username).")
+        fair.add_argument("--format", choices=["table", "json"], default="table")
         escalate = actions.add_parser("escalate", help="Escalate consequences past their deadline now.")
         escalate.add_argument("--day", type=dt.date.fromisoformat, help="As of this day (default today).")
 
@@ -161,6 +166,36 @@ class Command(BaseCommand):
             user, self._one(user, Dispute, options["id"]), upheld=options["uphold"], note=options["note"]
         )
         self.stdout.write(f"dispute #{d.pk} {d.state}")
+
+    def _fairness(self, user: Any, options: dict[str, Any]) -> None:
+        from truepipe.accountability.fairness import audit
+
+        end = options.get("end") or timezone.localdate()
+        start = options.get("start") or end - dt.timedelta(days=90)
+        under = self._user(options["under"]) if options.get("under") else None
+        report = audit(user, start, end, under)
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+            return
+        self.stdout.write(f"Fairness audit {start} to {end}: {report.total.offenses} offenses")
+        header = f"{'':<22} {'offenses':>8} {'applied':>7} {'waived':>6} {'disputed':>8} {'overturned':>10}"
+        header += f" {'pending':>7}"
+        for title, groups in (
+            ("by tier", report.by_tier),
+            ("by manager", report.by_manager),
+            ("by rep", report.by_rep),
+        ):
+            self.stdout.write(f"\n{title}\n{header}")
+            for name, c in groups.items():
+                if c.offenses:
+                    self.stdout.write(
+                        f"{name[:22]:<22} {c.offenses:>8} {c.applied:>7} {c.waived:>6} {c.disputed:>8} "
+                        f"{c.overturned:>10} {c.pending:>7}"
+                    )
+        self.stdout.write("")
+        for check in report.checks:
+            mark = "FLAG " if check.verdict == "flag" else "     "
+            self.stdout.write(f"{mark}{check.question} {check.says}")
 
     def _acknowledge(self, user: Any, options: dict[str, Any]) -> None:
         if options.get("id") is None:
