@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "truepipe.hygiene",
     "truepipe.audit",
     "truepipe.accountability",
+    "truepipe.notify",
     # Background work: the nightly snapshot and evaluation (`truepipe worker`).
     "huey.contrib.djhuey",
 ]
@@ -219,6 +220,28 @@ TRUEPIPE_DEFAULT_CURRENCY = env("TRUEPIPE_DEFAULT_CURRENCY", "USD")
 TRUEPIPE_API_PAGE_SIZE_MAX = env_int("TRUEPIPE_API_PAGE_SIZE_MAX", 200)
 # List counts are exact up to this many rows past the page asked for, then a lower bound.
 TRUEPIPE_API_COUNT_MAX = env_int("TRUEPIPE_API_COUNT_MAX", 10_000)
+
+# E-mail (notifications): SMTP when TRUEPIPE_SMTP_HOST is set, else files under TRUEPIPE_HOME/mail
+# (the demo and a fresh install send nothing anywhere). See docs/operations.md "Notifications".
+TRUEPIPE_SMTP_HOST = env("TRUEPIPE_SMTP_HOST", "")
+if TRUEPIPE_SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = TRUEPIPE_SMTP_HOST
+    EMAIL_PORT = env_int("TRUEPIPE_SMTP_PORT", 587)
+    EMAIL_HOST_USER = env("TRUEPIPE_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = env("TRUEPIPE_SMTP_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("TRUEPIPE_SMTP_STARTTLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("TRUEPIPE_SMTP_SSL", EMAIL_PORT == 465)
+    EMAIL_TIMEOUT = env_int("TRUEPIPE_SMTP_TIMEOUT", 20)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(TRUEPIPE_HOME / "mail")
+DEFAULT_FROM_EMAIL = env("TRUEPIPE_FROM_EMAIL", "truepipe <truepipe@localhost>")
+# Links in e-mails and webhook messages point here.
+TRUEPIPE_BASE_URL = env("TRUEPIPE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Outgoing webhooks: attempts before giving up, and the timeout of each.
+TRUEPIPE_WEBHOOK_ATTEMPTS = env_int("TRUEPIPE_WEBHOOK_ATTEMPTS", 6)
+TRUEPIPE_WEBHOOK_TIMEOUT = env_int("TRUEPIPE_WEBHOOK_TIMEOUT", 10)
 
 # Background work (huey): TRUEPIPE_TASK_QUEUE is "sqlite" (a queue file under TRUEPIPE_HOME, no
 # server), a redis:// URL, or "immediate" (tasks run inline: tests). See docs/operations.md "Workers".

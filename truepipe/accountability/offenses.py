@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Avg, Count, Q
 
@@ -28,6 +29,7 @@ from truepipe.audit import log as audit
 from truepipe.hygiene.engine import after_evaluation
 from truepipe.hygiene.models import EvaluationRun, RepScore, Violation, ViolationStatus
 from truepipe.hygiene.policy import Policy
+from truepipe.notify.send import Message, notify_each
 from truepipe.people.models import Role, SalesProfile
 
 
@@ -145,9 +147,46 @@ def detect(day: dt.date, as_of: dt.datetime, policy: Policy) -> Found:
             [("offense.found", offense, offense_data(offense)) for offense in by_rep.values()]
             + [("consequence.created", c, consequence_data(c)) for c in consequences],
         )
+        notify_each(offense_messages(list(by_rep.values()), consequences))
     found.offenses = list(by_rep.values())
     found.consequences = consequences
     return found
+
+
+def offense_messages(offenses: list[Offense], consequences: list[Consequence]) -> list[Message]:
+    """The rep hears of the offense and what follows; the owner hears what to decide, by when."""
+    names = dict(
+        get_user_model().objects.filter(pk__in={o.rep_id for o in offenses}).values_list("pk", "first_name")
+    )
+    by_offense = {c.offense_id: c for c in consequences}
+    messages = []
+    for offense in offenses:
+        c = by_offense.get(offense.pk)
+        url = f"/accountability/offenses/{offense.pk}/"
+        step = f"{c.name}, to be applied by {c.deadline:%b %d}" if c else "no consequence"
+        messages.append(
+            Message(
+                user=offense.rep_id,
+                event="offense.found",
+                title=f"Offense {offense.week} (level {offense.level}): {step}",
+                body=f"{offense.summary}. You may dispute it within the policy's window.",
+                url=url,
+                data=offense_data(offense),
+            )
+        )
+        if c is not None:
+            rep = names.get(offense.rep_id) or "A rep"
+            messages.append(
+                Message(
+                    user=c.owner_id,
+                    event="consequence.created",
+                    title=f"To decide by {c.deadline:%b %d}: {c.name} for {rep}",
+                    body=offense.summary,
+                    url=url,
+                    data=consequence_data(c),
+                )
+            )
+    return messages
 
 
 def create_consequences(offenses: list[Offense], rules: Accountability, day: dt.date) -> list[Consequence]:
@@ -237,6 +276,18 @@ def escalate_overdue(day: dt.date, at: dt.datetime | None = None) -> list[int]:
             Consequence.objects.filter(pk__in=pks, escalated_at__isnull=True).update(
                 escalated_to_id=target, escalated_at=now
             )
+        notify_each(
+            Message(
+                user=target,
+                event="consequence.escalated",
+                title="Unenforced: a consequence passed its deadline",
+                body="Neither applied nor waived in time; it is yours to decide now.",
+                url="/accountability/#to-decide",
+                data={"consequence": pk, "to": target},
+            )
+            for target, pks in by_target.items()
+            for pk in pks
+        )
         audit.record_many(
             None,
             [

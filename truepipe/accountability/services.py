@@ -28,6 +28,8 @@ from truepipe.audit import log as audit
 from truepipe.core.errors import InvalidInput, NotAllowed
 from truepipe.core.visibility import role_of
 from truepipe.hygiene.policy import current_policy
+from truepipe.notify.send import hooks as notify_hooks
+from truepipe.notify.send import notify
 from truepipe.people.models import Role
 
 
@@ -90,6 +92,15 @@ def apply_consequence(
         audit.record(
             actor, "consequence.applied", locked, {"note": note, "on": locked.applied_on.isoformat()}
         )
+        _tell_rep(locked, "consequence.applied", f"Applied: {locked.name}", note)
+        for audience in locked.notify:
+            # Finance holds the expenses, HR opens the review: their systems act on this event.
+            notify_hooks(
+                f"consequence.for_{audience}",
+                f"{audience.upper()}: {locked.name} for {_rep_name(locked)} from {locked.applied_on:%b %d}",
+                f"/accountability/offenses/{locked.offense_id}/",
+                {**_for_outside(locked), "note": note},
+            )
     return locked
 
 
@@ -104,7 +115,41 @@ def waive_consequence(actor, consequence: Consequence | int, reason: str) -> Con
         locked.state = ConsequenceState.WAIVED
         _decided(locked, actor, reason)
         audit.record(actor, "consequence.waived", locked, {"reason": reason})
+        _tell_rep(locked, "consequence.waived", f"Waived: {locked.name}", reason)
     return locked
+
+
+def _rep_name(consequence: Consequence) -> str:
+    rep = consequence.offense.rep
+    return rep.get_full_name() or rep.username
+
+
+def _for_outside(consequence: Consequence) -> dict:
+    """What finance or HR needs to act, without opening truepipe."""
+    rep = consequence.offense.rep
+    return {
+        "consequence": consequence.pk,
+        "action": consequence.action,
+        "name": consequence.name,
+        "rep": {"id": rep.pk, "username": rep.username, "name": _rep_name(consequence), "email": rep.email},
+        "level": consequence.level,
+        "applied_on": consequence.applied_on.isoformat() if consequence.applied_on else None,
+        "hold_days": consequence.hold_days,
+        "hold_until": (consequence.applied_on + dt.timedelta(days=consequence.hold_days)).isoformat()
+        if consequence.applied_on and consequence.hold_days
+        else None,
+    }
+
+
+def _tell_rep(consequence: Consequence, event: str, title: str, note: str) -> None:
+    notify(
+        [consequence.offense.rep_id],
+        event,
+        title,
+        note,
+        f"/accountability/offenses/{consequence.offense_id}/",
+        {"consequence": consequence.pk},
+    )
 
 
 def _decided(consequence: Consequence, actor, note: str) -> None:
@@ -175,6 +220,14 @@ def dispute_offense(actor, offense: Offense | int, reason: str) -> Dispute:
         consequence.state = ConsequenceState.DISPUTED
         consequence.save(update_fields=["state"])
         audit.record(actor, "offense.disputed", locked, {"dispute": dispute.pk, "reason": reason})
+        notify(
+            [dispute.resolver_id],
+            "offense.disputed",
+            f"{locked.rep.get_full_name() or locked.rep.username} disputes offense {locked.week}",
+            reason,
+            "/accountability/#disputes",
+            {"dispute": dispute.pk, "offense": locked.pk},
+        )
     return dispute
 
 
@@ -199,6 +252,14 @@ def resolve_dispute(actor, dispute: Dispute | int, *, upheld: bool, note: str) -
         locked.resolved_by, locked.resolved_at, locked.resolution = actor, now, note
         locked.save(update_fields=["state", "resolved_by", "resolved_at", "resolution"])
         audit.record(actor, f"dispute.{locked.state}", locked, {"offense": locked.offense_id, "note": note})
+        notify(
+            [locked.offense.rep_id],
+            f"dispute.{locked.state}",
+            f"Your dispute of offense {locked.offense.week} was {locked.state}",
+            note,
+            f"/accountability/offenses/{locked.offense_id}/",
+            {"dispute": locked.pk},
+        )
         consequence = Consequence.objects.select_for_update().get(pk=locked.consequence_id)
         if upheld:
             overturn(actor, locked.offense, f"Dispute upheld: {note}")
