@@ -178,3 +178,24 @@ def test_a_decision_that_rolls_back_tells_no_one(org):
         apply_consequence(org.maya, consequence, "Coached")
         raise RuntimeError("the request failed after the decision")
     assert Notification.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_ravi_reads_his_notifications_sets_the_digest_and_the_bell_empties(org):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.conftest import PASSWORD
+
+    _strict_weeks(20, 27)
+    ravi = Client()
+    ravi.login(username="ravi", password=PASSWORD)
+
+    page = ravi.get(reverse("notifications")).content.decode()
+    assert 'class="bell-count">1<' in page and "Offense " in page
+    ravi.post(reverse("notifications"), {"action": "save", "email": "digest"})
+    assert NotificationSetting.objects.get(user=org.ravi).email == EmailMode.DIGEST
+    assert ravi.post(reverse("notifications"), {"action": "save", "email": "hourly"}).status_code == 400
+    ravi.post(reverse("notifications"), {"action": "read"})
+    assert "bell-count" not in ravi.get(reverse("pipeline")).content.decode()
+    assert not Notification.objects.filter(user=org.maya, read_at__isnull=False).exists()  # only his own

@@ -3,6 +3,7 @@ from django.urls import path
 
 from truepipe.web.views import accountability as accountability_views
 from truepipe.web.views import accounts, activities, board, opportunities, pipeline, policy, search
+from truepipe.web.views import notifications as notification_views
 from truepipe.web.views import scorecard as scorecard_views
 from truepipe.web.views import today as today_views
 
@@ -38,6 +39,7 @@ urlpatterns = [
     path("violations/<int:pk>/waive/", scorecard_views.violation_waive, name="violation-waive"),
     path("policy/acknowledge/", accountability_views.policy_acknowledge, name="policy-acknowledge"),
     path("accountability/", accountability_views.accountability_page, name="accountability"),
+    path("notifications/", notification_views.notifications_page, name="notifications"),
     path("accountability/offenses/<int:pk>/", accountability_views.offense_detail, name="offense"),
     path("accountability/fairness/", accountability_views.fairness_page, name="fairness"),
     *[
