@@ -244,6 +244,36 @@ class TestTheDemoOrganisation:
         assert counts() == before
         assert list(RepScore.objects.order_by("rep", "day").values_list("rep", "day", "score")) == scores
 
+    def test_the_lenient_manager_and_the_top_seller_stand_out_in_the_fairness_audit(self, demo):
+        from truepipe.accountability.fairness import audit
+
+        vp = User.objects.get(username="victoria")
+        report = audit(vp, demo.days[0], TODAY)
+
+        assert {check.group for check in report.flags} == {"Maria Santos", "top quartile"}
+        rick = report.by_rep["Rick Alvarez"]
+        assert rick.waived == rick.offenses - rick.pending > 0
+        assert report.tier_of["Rick Alvarez"] == "top quartile"
+        assert all(c.waived == 0 for name, c in report.by_rep.items() if name != "Rick Alvarez")
+
+    def test_the_forgetful_manager_is_reported_to_the_vp_and_the_vp_stepped_in(self, demo):
+        from truepipe.accountability.models import Consequence
+        from truepipe.accountability.queries import reported_managers
+
+        vp = User.objects.get(username="victoria")
+        assert [b.name for b in reported_managers(vp, today=TODAY)] == ["Nina Patel"]
+        stepped_in = Consequence.objects.filter(escalated_to=vp, decided_by=vp, state="applied")
+        assert stepped_in.exists()
+
+    def test_a_dispute_was_upheld_another_rejected_and_the_record_holds(self, demo):
+        from truepipe.accountability.models import Dispute
+        from truepipe.audit.log import verify
+
+        assert sorted(Dispute.objects.values_list("state", flat=True)) == ["rejected", "upheld"]
+        upheld = Dispute.objects.get(state="upheld")
+        assert upheld.offense.status == "overturned"
+        assert verify().ok
+
 
 def canonical_dump() -> str:
     """The data as text, without primary keys (PostgreSQL does not roll sequences back)."""

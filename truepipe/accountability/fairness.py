@@ -105,7 +105,7 @@ class Check:
     rest_waived: int
     rest_decided: int
     p_value: float | None
-    verdict: str  # "flag", "no difference", "too few"
+    verdict: str  # "flag" (more waived), "stricter" (fewer), "no difference", "too few"
     says: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -243,6 +243,10 @@ def _sum(items) -> Counts:  # type: ignore[no-untyped-def]
     return total
 
 
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
 def _check(question: str, group: str, mine: Counts, rest: Counts) -> Check:
     a, b, c, d = mine.waived, mine.applied, rest.waived, rest.applied
     counts = f"{a} of {mine.decided} waived vs {c} of {rest.decided}"
@@ -259,8 +263,18 @@ def _check(question: str, group: str, mine: Counts, rest: Counts) -> Check:
     if p < ALPHA and gap >= MARKED:
         verdict, says = (
             "flag",
-            f"{counts} ({gap:+.0f} points, Fisher's exact p = {p:.3f}): markedly more waived.",
+            f"{counts} ({gap:+.0f} points, Fisher's exact p {_p(p)}): markedly more waived.",
+        )
+    elif p < ALPHA and gap <= -MARKED:
+        verdict, says = (
+            "stricter",
+            f"{counts} ({gap:+.0f} points, Fisher's exact p {_p(p)}): markedly fewer waived.",
+        )
+    elif p < ALPHA:
+        verdict, says = (
+            "no difference",
+            f"{counts} (Fisher's exact p {_p(p)}): a difference under {MARKED:.0f} points.",
         )
     else:
-        verdict, says = "no difference", f"{counts} (Fisher's exact p = {p:.3f}): no clear difference."
+        verdict, says = "no difference", f"{counts} (Fisher's exact p {_p(p)}): no clear difference."
     return check(round(p, 4), verdict, says)

@@ -83,7 +83,8 @@ def reported_managers(user, policy: Policy | None = None, today: dt.date | None 
     policy = policy or current_policy()
     rules = policy.accountability
     today = today or timezone.localdate()
-    since = timezone.now() - dt.timedelta(days=rules.window_days)
+    start_of_today = timezone.make_aware(dt.datetime.combine(today, dt.time.min))
+    since = start_of_today - dt.timedelta(days=rules.window_days)
     rows = (
         visible(user, Consequence)
         .filter(escalated_at__gte=since, owner__isnull=False)

@@ -179,9 +179,11 @@ def dispute_deadline(offense: Offense) -> dt.datetime:
     return offense.detected_at + dt.timedelta(days=days)
 
 
-def dispute_offense(actor, offense: Offense | int, reason: str) -> Dispute:
-    """The rep contests an offense, with a reason, within the window; its consequence waits."""
+def dispute_offense(actor, offense: Offense | int, reason: str, *, now: dt.datetime | None = None) -> Dispute:
+    """The rep contests an offense, with a reason, within the window; its consequence waits.
+    (`now`: the moment it happens, for back-fills; default the clock.)"""
     reason = (reason or "").strip()
+    now = now or timezone.now()
     with transaction.atomic():
         locked = (
             Offense.objects.select_for_update(of=("self",))
@@ -192,7 +194,7 @@ def dispute_offense(actor, offense: Offense | int, reason: str) -> Dispute:
             raise NotAllowed("Only the rep can dispute their own offense.")
         if locked.status != OffenseStatus.ACTIVE:
             raise InvalidInput("This offense was overturned already.")
-        if timezone.now() > dispute_deadline(locked):
+        if now > dispute_deadline(locked):
             raise InvalidInput(
                 f"The window to dispute closed on {timezone.localtime(dispute_deadline(locked)):%b %d}."
             )
@@ -216,6 +218,7 @@ def dispute_offense(actor, offense: Offense | int, reason: str) -> Dispute:
             reason=reason,
             previous_state=consequence.state,
             resolver_id=locked.rep.profile.manager_id,
+            raised_at=now,
         )
         consequence.state = ConsequenceState.DISPUTED
         consequence.save(update_fields=["state"])
@@ -231,7 +234,9 @@ def dispute_offense(actor, offense: Offense | int, reason: str) -> Dispute:
     return dispute
 
 
-def resolve_dispute(actor, dispute: Dispute | int, *, upheld: bool, note: str) -> Dispute:
+def resolve_dispute(
+    actor, dispute: Dispute | int, *, upheld: bool, note: str, now: dt.datetime | None = None
+) -> Dispute:
     """Decide a dispute. Upheld: the offense is overturned with everything that followed from it.
     Rejected: the consequence goes back to where it was (its deadline moved by the days it waited)."""
     note = (note or "").strip()
@@ -247,7 +252,7 @@ def resolve_dispute(actor, dispute: Dispute | int, *, upheld: bool, note: str) -
             raise InvalidInput(f"This dispute was {locked.get_state_display().lower()} already.")
         if not note:
             raise InvalidInput("Say why.", fields={"note": "A note is required."})
-        now = timezone.now()
+        now = now or timezone.now()
         locked.state = DisputeState.UPHELD if upheld else DisputeState.REJECTED
         locked.resolved_by, locked.resolved_at, locked.resolution = actor, now, note
         locked.save(update_fields=["state", "resolved_by", "resolved_at", "resolution"])
@@ -264,7 +269,7 @@ def resolve_dispute(actor, dispute: Dispute | int, *, upheld: bool, note: str) -
         if upheld:
             overturn(actor, locked.offense, f"Dispute upheld: {note}")
         else:
-            waited = (timezone.localdate() - timezone.localtime(locked.raised_at).date()).days
+            waited = (timezone.localtime(now).date() - timezone.localtime(locked.raised_at).date()).days
             consequence.state = locked.previous_state
             consequence.deadline += dt.timedelta(days=max(waited, 0))
             consequence.save(update_fields=["state", "deadline"])

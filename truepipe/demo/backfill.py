@@ -3,7 +3,8 @@
 The generator writes months of back-dated history; the rules and scores are
 then back-filled from it with the engine's as-of evaluation, one day at a time
 and moving forward (as `truepipe evaluate --from` does), with the day's
-snapshot, and finally as of the demo's "now". Every step is idempotent: a day
+snapshot and the managers' decisions on the consequences it brought
+(`demo.accountability`), and finally as of the demo's "now". Every step is idempotent: a day
 already evaluated is skipped, a snapshot replaces the day's rows, so running
 the back-fill again adds nothing.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from truepipe.demo.accountability import finish, managers_act
 from truepipe.hygiene.engine import end_of_day, evaluate, latest_run
 from truepipe.hygiene.snapshots import take_snapshot
 
@@ -52,6 +54,7 @@ class Backfill:
     days: list[dt.date]
     evaluations: int = 0  # evaluations run (days already evaluated are skipped)
     snapshot_rows: int = 0
+    decisions: int = 0  # consequences the demo's managers applied or waived
 
 
 def backfill(days: list[dt.date], now: dt.datetime, progress: Callable[[int], Any] | None = None) -> Backfill:
@@ -66,10 +69,12 @@ def backfill(days: list[dt.date], now: dt.datetime, progress: Callable[[int], An
         if done is None or moment > done:
             evaluate(moment, trigger="demo")
             result.evaluations += 1
+            result.decisions += managers_act(day)
         result.snapshot_rows += take_snapshot(day)
         if progress:
             progress(1)
     if done is None or now > done:
         evaluate(now, trigger="demo")
         result.evaluations += 1
+        finish(now)
     return result
