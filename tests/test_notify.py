@@ -199,3 +199,13 @@ def test_ravi_reads_his_notifications_sets_the_digest_and_the_bell_empties(org):
     ravi.post(reverse("notifications"), {"action": "read"})
     assert "bell-count" not in ravi.get(reverse("pipeline")).content.decode()
     assert not Notification.objects.filter(user=org.maya, read_at__isnull=False).exists()  # only his own
+
+
+@pytest.mark.django_db
+def test_vera_hears_once_when_maya_lets_a_second_consequence_slip(org):
+    _strict_weeks(20, 27, 34, 48)  # Maya decides nothing: the warning and the hold pass their deadlines
+
+    reports = Notification.objects.filter(user=org.vera, event="manager.unenforced")
+    assert [n.title for n in reports] == ["Maya let 2 consequences pass their deadline"]
+    _strict_weeks(55)
+    assert reports.count() == 1

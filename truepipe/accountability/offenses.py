@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Avg, Count, Q
+from django.utils import timezone
 
 from truepipe.accountability.ladder import Accountability, Step
 from truepipe.accountability.models import (
@@ -265,8 +267,6 @@ def escalate_overdue(day: dt.date, at: dt.datetime | None = None) -> list[int]:
             "user_id", "manager_id"
         )
     )
-    from django.utils import timezone
-
     now = at or timezone.now()
     by_target: dict[int | None, list[int]] = defaultdict(list)
     for pk, owner in rows:
@@ -300,7 +300,44 @@ def escalate_overdue(day: dt.date, at: dt.datetime | None = None) -> list[int]:
                 for pk in pks
             ],
         )
+        report_bluffers({owner for _, owner in rows if owner}, managers, now)
     return [pk for _, pk_list in by_target.items() for pk in pk_list]
+
+
+def report_bluffers(owners: set[int], managers: Mapping[int, int | None], now: dt.datetime) -> None:
+    """An owner whose escalations in the window just reached the policy's number is reported to
+    their own manager (once, when the count reaches it; the page shows it from then on)."""
+    from truepipe.hygiene.policy import current_policy
+
+    rules = current_policy().accountability
+    threshold = max(rules.unenforced_report_after, 1)
+    counts = dict(
+        Consequence.objects.filter(
+            owner_id__in=owners, escalated_at__gt=now - dt.timedelta(days=rules.window_days)
+        )
+        .values("owner_id")
+        .annotate(n=Count("id"))
+        .values_list("owner_id", "n")
+    )
+    fresh = dict(
+        Consequence.objects.filter(owner_id__in=owners, escalated_at=now)
+        .values("owner_id")
+        .annotate(n=Count("id"))
+        .values_list("owner_id", "n")
+    )
+    names = dict(get_user_model().objects.filter(pk__in=owners).values_list("pk", "first_name"))
+    notify_each(
+        Message(
+            user=managers.get(owner),
+            event="manager.unenforced",
+            title=f"{names.get(owner) or 'A manager'} let {n} consequences pass their deadline",
+            body=f"{n} in {rules.window_days} days: the policy is only as real as its follow-through.",
+            url="/accountability/#unenforced",
+            data={"manager": owner, "escalated": n},
+        )
+        for owner, n in counts.items()
+        if managers.get(owner) and n - fresh.get(owner, 0) < threshold <= n
+    )
 
 
 @after_evaluation
