@@ -63,3 +63,21 @@ def test_someone_outside_the_line_is_told_the_record_is_not_there(org):
     with pytest.raises(CommandError, match="No user"):
         run("todo", "--as", "nobody")
     assert "acknowledged policy v" in run("acknowledge", "--as", "ravi")
+
+
+@pytest.mark.django_db
+def test_finance_gets_a_csv_of_the_expense_holds_applied(org):
+    import csv
+    from io import StringIO
+
+    offenses = _strict_weeks(20, 27, 34)
+    warning, hold = (o.consequences.get() for o in offenses)
+    run("apply", str(warning.pk), "--as", "maya", "--note", "Coached")
+    run("apply", str(hold.pk), "--as", "maya", "--note", "Claims on hold", "--on", "2026-12-01")
+
+    rows = list(csv.DictReader(StringIO(run("export", "--for", "finance", "--as", "ada"))))
+
+    assert [(r["rep"], r["action"], r["applied_on"], r["hold_until"]) for r in rows] == [
+        ("ravi", "expense_hold", "2026-12-01", "2026-12-31")
+    ]
+    assert list(csv.DictReader(StringIO(run("export", "--for", "hr", "--as", "ada")))) == []

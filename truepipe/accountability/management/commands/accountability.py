@@ -67,6 +67,11 @@ class Command(BaseCommand):
         fair.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="Default: today.")
         fair.add_argument("--under", help="Only one manager's team (username).")
         fair.add_argument("--format", choices=["table", "json"], default="table")
+        export = person(
+            actions.add_parser("export", help="CSV of applied consequences finance or HR must act on.")
+        )
+        export.add_argument("--for", dest="audience", choices=["finance", "hr"], required=True)
+        export.add_argument("--from", dest="start", type=dt.date.fromisoformat, help="Applied on or after.")
         escalate = actions.add_parser("escalate", help="Escalate consequences past their deadline now.")
         escalate.add_argument("--day", type=dt.date.fromisoformat, help="As of this day (default today).")
 
@@ -196,6 +201,27 @@ class Command(BaseCommand):
         for check in report.checks:
             mark = "FLAG " if check.verdict == "flag" else "     "
             self.stdout.write(f"{mark}{check.question} {check.says}")
+
+    def _export(self, user: Any, options: dict[str, Any]) -> None:
+        import csv
+
+        audience = options["audience"]
+        rows = (
+            visible(user, Consequence)
+            .filter(state="applied")
+            .select_related("offense__rep")
+            .order_by("applied_on", "pk")
+        )
+        if options.get("start"):
+            rows = rows.filter(applied_on__gte=options["start"])
+        writer = csv.writer(self.stdout)
+        writer.writerow(["consequence", "rep", "email", "action", "name", "applied_on", "hold_until", "note"])
+        for c in rows:
+            if audience not in (c.notify or []):
+                continue
+            rep = c.offense.rep
+            until = c.applied_on + dt.timedelta(days=c.hold_days) if c.applied_on and c.hold_days else ""
+            writer.writerow([c.pk, rep.username, rep.email, c.action, c.name, c.applied_on, until, c.note])
 
     def _acknowledge(self, user: Any, options: dict[str, Any]) -> None:
         if options.get("id") is None:
