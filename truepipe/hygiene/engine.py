@@ -88,8 +88,10 @@ class EvalContext:
     _unwritten: list[tuple[int, str]] = field(default_factory=list)
     # The incremental scratch tables that already existed on this connection.
     scratch: set[str] = field(default_factory=set)
-    # Incremental evaluation: each rule's statement, written before any runs.
+    # Incremental evaluation: each rule's statement, written before any runs, and (PostgreSQL,
+    # read in one batch) the keys each found.
     keys_sql: dict[str, str] = field(default_factory=dict)
+    found: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def day(self) -> dt.date:
@@ -280,11 +282,15 @@ _PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary(
 MAX_PREPARED = 200  # per connection; a policy change leaves the old texts behind
 
 
+def _statement_name(sql: str) -> str:
+    return "hy_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:20]
+
+
 def _prepared(cursor: Any, sql: str) -> str:
     """The name of `sql` prepared on the cursor's connection, preparing it the first time."""
     raw = connection.connection
     names = _PREPARED.setdefault(raw, set())
-    name = "hy_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:20]
+    name = _statement_name(sql)
     if name not in names:
         if len(names) >= MAX_PREPARED:
             cursor.execute("DEALLOCATE ALL")
@@ -471,20 +477,26 @@ def _live(ctx: EvalContext, rule: Rule) -> dict[str, int]:
             cursor.execute("SELECT key, id FROM hygiene_violation WHERE live AND rule = %s", [rule.key])
             return dict(cursor.fetchall())
     if ctx.live_in_scope is None:
-        ctx.live_in_scope = {}
-        conditions = []
-        if ctx.opportunity_ids is not None:
-            conditions.append(f"(opportunity_id IS NOT NULL{ctx.ids('opportunity_id')})")
-        if ctx.activity_ids is not None:
-            conditions.append(f"(activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')})")
         with ctx.cursor() as cursor:
-            ctx.execute_repeated(
-                cursor,
-                f"SELECT rule, key, id FROM hygiene_violation WHERE live AND ({' OR '.join(conditions)})",
-            )
-            for rule_key, key, pk in cursor.fetchall():
-                ctx.live_in_scope.setdefault(rule_key, {})[key] = pk
+            ctx.execute_repeated(cursor, _live_sql(ctx))
+            _keep_live(ctx, cursor.fetchall())
+    assert ctx.live_in_scope is not None
     return ctx.live_in_scope.get(rule.key, {})
+
+
+def _live_sql(ctx: EvalContext) -> str:
+    conditions = []
+    if ctx.opportunity_ids is not None:
+        conditions.append(f"(opportunity_id IS NOT NULL{ctx.ids('opportunity_id')})")
+    if ctx.activity_ids is not None:
+        conditions.append(f"(activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')})")
+    return f"SELECT rule, key, id FROM hygiene_violation WHERE live AND ({' OR '.join(conditions)})"
+
+
+def _keep_live(ctx: EvalContext, rows: list[tuple[str, str, int]]) -> None:
+    ctx.live_in_scope = {}
+    for rule_key, key, pk in rows:
+        ctx.live_in_scope.setdefault(rule_key, {})[key] = pk
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -777,18 +789,65 @@ def evaluate_records(
 def prepare_incremental(ctx: EvalContext) -> None:
     """Ready a few records' evaluation: the scratch tables, the ids, the moments, the state.
 
-    Every statement is written first, so the moments they read are bound in one go
-    (with the scratch tables' reset: on PostgreSQL, one round trip).
+    Every statement is written first, so the moments they read are bound in one go. On
+    PostgreSQL, where each statement costs a round trip, the reset of the scratch tables, the
+    state, the live violations and every rule's facts then go in one batch (`_batch`).
     """
     if ctx.opportunity_ids is not None:
         ctx.state = INCREMENTAL_TABLE
     state = state_sql(ctx) if ctx.opportunity_ids is not None else ""
-    for rule in ctx.policy.rules:
-        if _in_scope(ctx, rule):
-            ctx.keys_sql[rule.key] = rule.keys_sql(ctx)
-    _prepare_scratch(ctx)
+    rules = [rule for rule in ctx.policy.rules if _in_scope(ctx, rule)]
+    for rule in rules:
+        ctx.keys_sql[rule.key] = rule.keys_sql(ctx)
+    reset = _prepare_scratch(ctx)
+    if ctx.bound and ctx.vendor == "postgresql":
+        _batch(ctx, reset, state, rules)
+        return
+    with connection.cursor() as cursor:
+        for statement in reset:
+            cursor.execute(statement)
     if state:
         _fill_incremental_state(ctx, state)
+
+
+def _batch(ctx: EvalContext, reset: list[str], state: str, rules: list[Rule]) -> None:
+    """PostgreSQL: one round trip for the whole evaluation's reads, each repeated statement
+    prepared once per connection; the rules' keys and the live violations are kept on `ctx`."""
+    names = _PREPARED.setdefault(connection.connection, set())
+    batch = [] if names else ["DEALLOCATE ALL"]  # a fresh (or reset) record: nothing left over
+    batch += reset
+    if state and INCREMENTAL_TABLE not in ctx.scratch:
+        batch += [
+            f"CREATE TEMPORARY TABLE {INCREMENTAL_TABLE} AS SELECT * FROM ({state}) t WHERE 1 = 0",
+            f"ANALYZE {INCREMENTAL_TABLE}",
+        ]
+    repeated = ([f"INSERT INTO {INCREMENTAL_TABLE} {state}"] if state else []) + [_live_sql(ctx)]
+    repeated += [ctx.keys_sql[rule.key] for rule in rules]
+    if len(names) + len(repeated) > MAX_PREPARED:
+        batch.append("DEALLOCATE ALL")
+        names.clear()
+    for sql in repeated:
+        name = _statement_name(sql)
+        if name not in names:
+            batch.append(f"PREPARE {name} AS {sql}")
+            names.add(name)
+        batch.append(f"EXECUTE {name}")
+    results: list[list[tuple]] = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("; ".join(batch))
+            while True:
+                if cursor.description is not None:
+                    results.append(cursor.fetchall())
+                if not cursor.nextset():
+                    break
+    except Exception:
+        names.clear()  # unknown which PREPAREs ran: the next batch starts with DEALLOCATE ALL
+        raise
+    live, *found = results
+    _keep_live(ctx, live)
+    ctx.found = {rule.key: {row[0] for row in rows} for rule, rows in zip(rules, found, strict=True)}
+    ctx.state = INCREMENTAL_TABLE if state else ctx.state
 
 
 def _scratch_tables(ctx: EvalContext) -> dict[str, str]:
@@ -804,9 +863,9 @@ def _scratch_tables(ctx: EvalContext) -> dict[str, str]:
     return tables
 
 
-def _prepare_scratch(ctx: EvalContext) -> None:
-    """Create (first write on a connection) or empty the scratch tables; bind the records' ids and
-    the moments named so far.
+def _prepare_scratch(ctx: EvalContext) -> list[str]:
+    """The statements that create (first write on a connection) or empty the scratch tables and
+    bind the records' ids and the moments named so far (run by the caller).
 
     Created inside the write's transaction: a rollback removes them, and the check notices.
     """
@@ -841,12 +900,7 @@ def _prepare_scratch(ctx: EvalContext) -> None:
             binds = ", ".join(f"({slot}, '{text}')" for slot, text in ctx._unwritten)
             statements.append(f"INSERT INTO {BIND_TABLE} (k, v) VALUES {binds}")
             ctx._unwritten.clear()
-        if ctx.vendor == "postgresql":
-            if statements:
-                cursor.execute("; ".join(statements))
-        else:
-            for statement in statements:
-                cursor.execute(statement)
+    return statements
 
 
 def _fill_incremental_state(ctx: EvalContext, sql: str) -> None:

@@ -126,6 +126,8 @@ class Rule:
 
     def keys(self, ctx: EvalContext) -> set[str]:
         """The keys of every failure: the facts alone (what an incremental evaluation compares)."""
+        if self.key in ctx.found:
+            return ctx.found[self.key]  # read already, in the evaluation's batch
         with self.prepared(ctx), ctx.cursor() as cursor:
             ctx.execute_repeated(cursor, ctx.keys_sql.get(self.key) or self.keys_sql(ctx))
             return {row[0] for row in cursor.fetchall()}
