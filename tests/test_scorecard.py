@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from io import StringIO
 
@@ -86,3 +87,32 @@ def test_the_scorecard_for_five_thousand_reps_costs_the_same_queries_as_for_five
     many_queries, many_rows = queries_and_rows()
     assert many_rows - few_rows == 4995
     assert many_queries == few_queries
+
+
+@pytest.mark.django_db
+def test_counts_recorded_with_the_scores_match_the_violations_and_old_rows_are_counted_live(org):
+    """The team scorecard reads each rep's counts by severity and worst rule from their latest
+    score; rows written before those were recorded fall back to counting the violations."""
+    from truepipe.hygiene import scoring
+    from truepipe.hygiene.models import RepScore
+
+    evaluate(timezone.now() + dt.timedelta(days=40))  # Ravi's deal stale and past due, Owen's too
+    day = timezone.localdate() + dt.timedelta(days=40)
+
+    def counts() -> dict[str, tuple[int, int, int, str]]:
+        rows = scoring.scorecard(scoring.scored_people(), day, 7, teams=False)
+        return {r.username: (r.high, r.medium, r.low, r.worst_rule) for r in rows}
+
+    live = {}
+    for username in ("ravi", "owen", "rita"):
+        row = scoring.ScoreRow(
+            user_id=getattr(org, username).pk, username=username, name="", manager="", path=""
+        )
+        scoring._count_live([row])
+        live[username] = (row.high, row.medium, row.low, row.worst_rule)
+    recorded = counts()
+    assert {name: recorded[name] for name in live} == live
+    assert live["ravi"][0] >= 1 and live["ravi"][3]
+
+    RepScore.objects.update(high=None, medium=None, low=None, worst_rule="")
+    assert {name: counts()[name] for name in live} == live

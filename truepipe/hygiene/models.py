@@ -163,6 +163,12 @@ class RepScore(models.Model):
     capacity = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     open_deals = models.PositiveIntegerField(default=0)
     open_violations = models.PositiveIntegerField(default=0)
+    # The open violations by severity and the rep's worst rule at the evaluation (the team
+    # scorecard reads these instead of counting millions of violations); null: not recorded.
+    high = models.PositiveIntegerField(null=True, blank=True)
+    medium = models.PositiveIntegerField(null=True, blank=True)
+    low = models.PositiveIntegerField(null=True, blank=True)
+    worst_rule = models.CharField(max_length=64, blank=True, default="")
     policy_version = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(default=timezone.now)
 

@@ -69,6 +69,9 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
+PER_RULE_TABLE = "hy_per_rule"
+
+
 def record_scores(ctx: Any, *, materialised: bool = False) -> None:
     """Write every rep's RepScore for ctx.day (delete then insert, one transaction: idempotent).
 
@@ -117,31 +120,52 @@ def record_scores(ctx: Any, *, materialised: bool = False) -> None:
         cursor.execute("DELETE FROM hygiene_repscore WHERE day = %s", [day])
         lost = "COALESCE(vl.lost, 0)"
         capacity = f"({per_deal} * COALESCE(d.n, 0) + {per_day})"
+        # The violations open at the moment, by rep and rule (one scan), then per rep: points
+        # lost, counts by severity, and the worst rule (most high-severity ones, then most, then
+        # the name, as `scorecard` ranks them).
+        cursor.execute(f"DROP TABLE IF EXISTS {PER_RULE_TABLE}")
+        cursor.execute(
+            f"""
+            CREATE TEMPORARY TABLE {PER_RULE_TABLE} AS
+            SELECT v.rep_id, v.rule, SUM({sev} * {weight}) AS lost, COUNT(*) AS n,
+                   SUM(CASE WHEN v.severity = 3 THEN 1 ELSE 0 END) AS high,
+                   SUM(CASE WHEN v.severity = 2 THEN 1 ELSE 0 END) AS medium,
+                   SUM(CASE WHEN v.severity = 1 THEN 1 ELSE 0 END) AS low
+            FROM hygiene_violation v
+            LEFT JOIN pipeline_opportunity o ON o.id = v.opportunity_id
+            WHERE v.opened_at <= {at} AND (v.closed_at IS NULL OR v.closed_at > {at})
+            GROUP BY v.rep_id, v.rule"""
+        )
         cursor.execute(
             f"""
             INSERT INTO hygiene_repscore
                 (rep_id, day, score, points_lost, capacity, open_deals, open_violations,
-                 policy_version, computed_at)
+                 high, medium, low, worst_rule, policy_version, computed_at)
             SELECT p.user_id, %s,
                    CASE WHEN {capacity} <= 0 OR {lost} >= {capacity} THEN 0
                         ELSE ROUND(CAST(100 * (1 - {lost} / {capacity}) AS NUMERIC), 1) END,
                    ROUND(CAST({lost} AS NUMERIC), 2), {capacity}, COALESCE(d.n, 0),
-                   COALESCE(vl.n, 0), %s, %s
+                   COALESCE(vl.n, 0), COALESCE(vl.high, 0), COALESCE(vl.medium, 0), COALESCE(vl.low, 0),
+                   COALESCE(w.rule, ''), %s, %s
             FROM people_salesprofile p
             JOIN auth_user u ON u.id = p.user_id
             LEFT JOIN (SELECT owner_id, COUNT(*) AS n FROM {OPEN_TABLE} GROUP BY owner_id) d
                    ON d.owner_id = p.user_id
             LEFT JOIN (
-                SELECT v.rep_id, SUM({sev} * {weight}) AS lost, COUNT(*) AS n
-                FROM hygiene_violation v
-                LEFT JOIN pipeline_opportunity o ON o.id = v.opportunity_id
-                WHERE v.opened_at <= {at} AND (v.closed_at IS NULL OR v.closed_at > {at})
-                GROUP BY v.rep_id
+                SELECT rep_id, SUM(lost) AS lost, SUM(n) AS n, SUM(high) AS high, SUM(medium) AS medium,
+                       SUM(low) AS low
+                FROM {PER_RULE_TABLE} GROUP BY rep_id
             ) vl ON vl.rep_id = p.user_id
+            LEFT JOIN (
+                SELECT rep_id, rule, ROW_NUMBER() OVER (
+                    PARTITION BY rep_id ORDER BY high DESC, n DESC, rule DESC) AS rn
+                FROM {PER_RULE_TABLE}
+            ) w ON w.rep_id = p.user_id AND w.rn = 1
             WHERE u.is_active AND {working}
               AND (p.role = %s OR (p.role = %s AND COALESCE(d.n, 0) > 0))""",
             [day, ctx.policy.version, timezone.now(), f"%{weekday}%", Role.REP, Role.MANAGER],
         )
+        cursor.execute(f"DROP TABLE IF EXISTS {PER_RULE_TABLE}")
         cursor.execute(f"DROP TABLE IF EXISTS {OPEN_TABLE}")
 
 
@@ -293,22 +317,19 @@ def scorecard(
         ):
             if rep_id in rows:
                 rows[rep_id].trend.append((day, float(score)))
-    # One grouped read of the open violations (index-only: violation_open_by_rep_rule_idx) gives
-    # both the counts by severity and each rep's worst rule (most high-severity, then most).
-    counting = Violation.objects.filter(status=ViolationStatus.OPEN, rep_id__in=scope)
-    worst: dict[int, dict[str, tuple[int, int]]] = {}
-    for rep_id, rule, severity, n in counting.values_list("rep_id", "rule", "severity").annotate(
-        n=Count("rep_id")
+    # Open violations by severity and the worst rule, as the latest evaluation up to the period's
+    # end recorded them with each rep's score (counting millions of violations live would take
+    # seconds); people scored before those were recorded, or never, are counted live.
+    recorded = scores.filter(day__lte=end, day__gt=end - dt.timedelta(days=RECENT_DAYS), high__isnull=False)
+    known: set[int] = set()
+    for rep_id, high, medium, low, worst_rule in recorded.order_by("day").values_list(
+        "rep_id", "high", "medium", "low", "worst_rule"
     ):
         row = rows.get(rep_id)
-        if not row:
-            continue
-        attr = {1: "low", 2: "medium", 3: "high"}[severity]
-        setattr(row, attr, getattr(row, attr) + n)
-        top, total = worst.setdefault(rep_id, {}).get(rule, (0, 0))
-        worst[rep_id][rule] = (top + (n if severity == 3 else 0), total + n)
-    for rep_id, rules in worst.items():
-        rows[rep_id].worst_rule = max(rules.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[0]
+        if row:
+            row.high, row.medium, row.low, row.worst_rule = high or 0, medium or 0, low or 0, worst_rule
+            known.add(rep_id)
+    _count_live([row for rep_id, row in rows.items() if rep_id not in known])
     deals = Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.OPEN)
     deals = deals.filter(owner_id__in=scope)
     for deal_entry in deals.values("owner_id").annotate(n=Count("id")):
@@ -318,6 +339,30 @@ def scorecard(
     if teams:
         result += _team_rows(result, User, under_path)
     return result
+
+
+# How far back the scorecard looks for a rep's latest recorded counts.
+RECENT_DAYS = 14
+
+
+def _count_live(rows: list[ScoreRow]) -> None:
+    """Counts by severity and the worst rule (most high-severity, then most) from the open
+    violations themselves, for a few people (one grouped, index-only read)."""
+    if not rows:
+        return
+    by_id = {row.user_id: row for row in rows}
+    worst: dict[int, dict[str, tuple[int, int]]] = {}
+    counting = Violation.objects.filter(status=ViolationStatus.OPEN, rep_id__in=list(by_id))
+    for rep_id, rule, severity, n in counting.values_list("rep_id", "rule", "severity").annotate(
+        n=Count("rep_id")
+    ):
+        row = by_id[rep_id]
+        attr = {1: "low", 2: "medium", 3: "high"}[severity]
+        setattr(row, attr, getattr(row, attr) + n)
+        top, total = worst.setdefault(rep_id, {}).get(rule, (0, 0))
+        worst[rep_id][rule] = (top + (n if severity == 3 else 0), total + n)
+    for rep_id, rules in worst.items():
+        by_id[rep_id].worst_rule = max(rules.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[0]
 
 
 def _team_rows(rows: list[ScoreRow], User, under_path: str | None = None) -> list[ScoreRow]:
