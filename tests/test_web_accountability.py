@@ -152,3 +152,11 @@ def test_the_accountability_page_costs_the_same_queries_for_one_offense_as_for_m
         evaluate(timezone.now() + dt.timedelta(days=days))
     assert Offense.objects.count() >= few[0] + 5
     assert queries() == few[1]
+
+
+@pytest.mark.django_db
+def test_a_rep_is_not_shown_how_his_manager_follows_through(org):
+    _strict_weeks(20, 27, 34, 48)  # Maya lets two pass: reported to Vera, not to Ravi
+
+    assert "let 2 consequences pass" in _as(org.vera).get(reverse("accountability")).content.decode()
+    assert "pass their deadline" not in _as(org.ravi).get(reverse("accountability")).content.decode()

@@ -64,7 +64,10 @@ def _context(request: HttpRequest, failed: dict[str, Any] | None = None) -> dict
         "to_decide": list(queries.to_decide(user)[:RECENT]),
         "disputes": list(queries.disputes_to_resolve(user)[:RECENT]),
         "unenforced": list(queries.unenforced(user).exclude(offense__rep=user)[:RECENT]),
-        "bluffers": queries.reported_managers(user, policy),
+        # How managers below follow through is for those above them, not for their reps.
+        "bluffers": queries.reported_managers(user, policy)
+        if role in (Role.MANAGER, Role.ADMIN, Role.EXEC)
+        else [],
         "unacknowledged": list(queries.unacknowledged(user, policy)[:RECENT])
         if role in (Role.MANAGER, Role.ADMIN)
         else [],
