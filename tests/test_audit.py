@@ -132,7 +132,7 @@ def test_audit_verify_says_ok_or_fails_with_the_first_broken_entry(org, capsys):
         call_command("audit", "verify")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keep the migrations' stages
 def test_decisions_recorded_at_the_same_time_still_form_one_chain(org):
     """Two managers deciding at once: appends queue on the head, none chains to a stale predecessor."""
     import threading
