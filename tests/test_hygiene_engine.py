@@ -690,3 +690,23 @@ def test_bound_and_literal_incremental_evaluations_find_the_same_failures(org):
 
     assert found[True] == found[False]
     assert sum(len(keys) for keys in found[True].values()) >= 3
+
+
+@pytest.mark.django_db
+def test_on_postgresql_a_night_that_changed_many_violations_refreshes_their_statistics(org, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from truepipe.hygiene import engine
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite plans without statistics here")
+
+    def analyses(threshold: int, days: int) -> int:
+        monkeypatch.setattr(engine, "REANALYSE_AFTER", threshold)
+        with CaptureQueriesContext(connection) as captured:
+            evaluate(timezone.now() + dt.timedelta(days=days))
+        return sum(q["sql"] == "ANALYZE hygiene_violation" for q in captured.captured_queries)
+
+    assert analyses(10_000, 1) == 0  # a handful of changes: the statistics stand
+    assert analyses(0, 2) == 1

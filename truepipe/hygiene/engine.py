@@ -697,6 +697,8 @@ def _close_disabled_rules(ctx: EvalContext, outcome: Outcome) -> None:
     outcome.expired += closed
 
 
+# PostgreSQL: refresh the violations' statistics after an evaluation that changed more than this.
+REANALYSE_AFTER = 50_000
 # Called after every full evaluation with the run and its policy (see `evaluate`).
 AFTER_EVALUATION: list[Callable[[EvaluationRun, Policy], None]] = []
 
@@ -748,6 +750,14 @@ def evaluate(
 
     with materialised_state(ctx):
         outcome = run_rules(ctx, progress=progress)
+        if (
+            ctx.vendor == "postgresql"
+            and outcome.opened + outcome.resolved + outcome.expired > REANALYSE_AFTER
+        ):
+            # Planner statistics from before a night that opened (or closed) this many violations
+            # would mislead the scoring and the scorecard's reads by orders of magnitude.
+            with ctx.cursor() as cursor:
+                cursor.execute("ANALYZE hygiene_violation")
         scoring.record_scores(ctx, materialised=True)  # reads the same state, built once
     run.opened, run.resolved, run.expired = outcome.opened, outcome.resolved, outcome.expired
     run.live = Violation.objects.filter(live=True).count()
