@@ -99,9 +99,9 @@ def test_counts_recorded_with_the_scores_match_the_violations_and_old_rows_are_c
     evaluate(timezone.now() + dt.timedelta(days=40))  # Ravi's deal stale and past due, Owen's too
     day = timezone.localdate() + dt.timedelta(days=40)
 
-    def counts() -> dict[str, tuple[int, int, int, str]]:
+    def counts() -> dict[str, tuple[int, int, int, str, int]]:
         rows = scoring.scorecard(scoring.scored_people(), day, 7, teams=False)
-        return {r.username: (r.high, r.medium, r.low, r.worst_rule) for r in rows}
+        return {r.username: (r.high, r.medium, r.low, r.worst_rule, r.open_deals) for r in rows}
 
     live = {}
     for username in ("ravi", "owen", "rita"):
@@ -109,10 +109,11 @@ def test_counts_recorded_with_the_scores_match_the_violations_and_old_rows_are_c
             user_id=getattr(org, username).pk, username=username, name="", manager="", path=""
         )
         scoring._count_live([row])
-        live[username] = (row.high, row.medium, row.low, row.worst_rule)
+        deals = getattr(org, username).opportunities.filter(stage__kind="open", deleted_at__isnull=True)
+        live[username] = (row.high, row.medium, row.low, row.worst_rule, deals.count())
     recorded = counts()
     assert {name: recorded[name] for name in live} == live
     assert live["ravi"][0] >= 1 and live["ravi"][3]
 
-    RepScore.objects.update(high=None, medium=None, low=None, worst_rule="")
+    RepScore.objects.update(high=None, medium=None, low=None, worst_rule="", open_deals=0)
     assert {name: counts()[name] for name in live} == live

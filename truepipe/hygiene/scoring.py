@@ -328,19 +328,23 @@ def scorecard(
     # seconds); people scored before those were recorded, or never, are counted live.
     recorded = scores.filter(day__lte=end, day__gt=end - dt.timedelta(days=RECENT_DAYS), high__isnull=False)
     known: set[int] = set()
-    for rep_id, high, medium, low, worst_rule in recorded.order_by("day").values_list(
-        "rep_id", "high", "medium", "low", "worst_rule"
+    for rep_id, high, medium, low, worst_rule, open_deals in recorded.order_by("day").values_list(
+        "rep_id", "high", "medium", "low", "worst_rule", "open_deals"
     ):
         row = rows.get(rep_id)
         if row:
             row.high, row.medium, row.low, row.worst_rule = high or 0, medium or 0, low or 0, worst_rule
+            row.open_deals = open_deals
             known.add(rep_id)
-    _count_live([row for rep_id, row in rows.items() if rep_id not in known])
-    deals = Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.OPEN)
-    deals = deals.filter(owner_id__in=scope)
-    for deal_entry in deals.values("owner_id").annotate(n=Count("id")):
-        if deal_entry["owner_id"] in rows:
-            rows[deal_entry["owner_id"]].open_deals = deal_entry["n"]
+    unknown = [row for rep_id, row in rows.items() if rep_id not in known]
+    _count_live(unknown)
+    if unknown:
+        deals = Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.OPEN)
+        ids = [row.user_id for row in unknown]
+        deals = deals.filter(owner_id__in=ids if len(ids) <= 1000 else scope)
+        for deal_entry in deals.values("owner_id").annotate(n=Count("id")):
+            if deal_entry["owner_id"] in rows and deal_entry["owner_id"] not in known:
+                rows[deal_entry["owner_id"]].open_deals = deal_entry["n"]
     result = list(rows.values())
     if teams:
         result += _team_rows(result, User, under_path)
