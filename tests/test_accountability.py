@@ -271,3 +271,23 @@ def test_the_default_policy_forgives_a_single_lapse(org):
     week): one stale deal left a fortnight is not one."""
     _nights(20, 27, 34)
     assert not Offense.objects.filter(rep=org.ravi).exists()
+
+
+@pytest.mark.django_db
+def test_a_disputed_offense_moved_down_the_ladder_keeps_waiting_and_a_rejection_restores_the_new_step(
+    org, three_weeks
+):
+    first, second, _ = three_weeks
+    on_first = dispute_offense(org.ravi, first, "Deal was on hold")
+    on_second = dispute_offense(org.ravi, second, "Same hold, same deal")
+
+    resolve_dispute(org.maya, on_first, upheld=True, note="Hold confirmed")
+    replacement = _consequence(Offense.objects.get(pk=second.pk))
+    assert (replacement.level, replacement.state) == (1, ConsequenceState.DISPUTED)
+    assert Dispute.objects.get(pk=on_second.pk).consequence == replacement
+
+    resolve_dispute(org.maya, on_second, upheld=False, note="The second week was not on hold")
+    replacement.refresh_from_db()
+    assert replacement.state == ConsequenceState.PENDING
+    old = Consequence.objects.get(offense=second, replaced_by=replacement)
+    assert old.state == ConsequenceState.OVERTURNED  # the expense hold does not come back

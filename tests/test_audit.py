@@ -119,6 +119,16 @@ def test_a_rechained_rewrite_is_caught_by_the_head_kept_outside(org):
 
 
 @pytest.mark.django_db
+def test_a_head_kept_yesterday_still_verifies_after_more_decisions(org):
+    _decisions(org)
+    kept = verify().head_hash
+    record(org.maya, "consequence.applied", "consequence:2", {"note": "Another day"})
+
+    assert verify(expect_head=kept).ok
+    assert not verify(expect_head="f" * 64).ok
+
+
+@pytest.mark.django_db
 def test_audit_verify_says_ok_or_fails_with_the_first_broken_entry(org, capsys):
     applied = _decisions(org)[0]
 

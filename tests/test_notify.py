@@ -209,3 +209,15 @@ def test_vera_hears_once_when_maya_lets_a_second_consequence_slip(org):
     assert [n.title for n in reports] == ["Maya let 2 consequences pass their deadline"]
     _strict_weeks(55)
     assert reports.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_webhook_with_a_broken_address_fails_alone_and_the_others_are_delivered(org, receiver):
+    Webhook.objects.create(name="Typo", url="finance.example/hook", events=["*"])  # saved by hand, no scheme
+    Webhook.objects.create(name="Slack", url=f"http://127.0.0.1:{receiver.server_port}/", events=["*"])
+    _strict_weeks(20, 27)
+
+    assert deliver() >= 1
+    broken = Webhook.objects.get(name="Typo").deliveries.first()
+    assert broken.attempts == 1 and broken.status == DeliveryStatus.PENDING and broken.last_error
+    assert receiver.received

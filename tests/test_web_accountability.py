@@ -91,6 +91,8 @@ def test_maya_applies_waives_and_upholds_from_the_page(org, offenses):
 
     _as(org.ravi).post(reverse("offense-dispute", args=[offenses[2].pk]), {"reason": "Deal was lost already"})
     dispute = offenses[2].disputes.get()
+    undecided = maya.post(reverse("dispute-resolve", args=[dispute.pk]), {"note": "Pressed Enter"})
+    assert undecided.status_code == 400 and "Choose to uphold or to reject" in undecided.content.decode()
     maya.post(
         reverse("dispute-resolve", args=[dispute.pk]), {"decision": "uphold", "note": "Confirmed in CRM"}
     )

@@ -71,7 +71,8 @@ def test_the_whole_loop_from_ravis_offenses_to_veras_escalation(three_offenses, 
     maya.get_by_text("Waived: Hold on reimbursement").wait_for()
     resolve = maya.locator("#disputes form")
     resolve.locator("input[name=note]").fill("Checked the handover: reassigned that Monday")
-    resolve.get_by_role("button", name="Uphold (overturn)").click()
+    resolve.get_by_label("Uphold (overturn)").check()
+    resolve.get_by_role("button", name="Decide").click()
     maya.get_by_text("Dispute upheld").wait_for()
     screenshot(maya, "accountability-manager.png")
     assert Offense.objects.get(pk=third.pk).status == OffenseStatus.OVERTURNED

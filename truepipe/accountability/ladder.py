@@ -132,8 +132,8 @@ def section_errors(section: Any) -> dict[str, str]:
             errors[path] = "No such setting."
         elif name == "ladder":
             errors |= _ladder_errors(value)
-        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            errors[path] = f"Must be a number, 0 or more (default {known[name]!r})."
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3650:
+            errors[path] = f"Must be a number from 0 to 3650 (default {known[name]!r})."
     severity = section.get("offense_severity", 3)
     if "accountability.offense_severity" not in errors and severity not in (1, 2, 3):
         errors["accountability.offense_severity"] = "Must be 1 (low), 2 (medium) or 3 (high)."
@@ -152,16 +152,16 @@ def _ladder_errors(ladder: Any) -> dict[str, str]:
         if not str(step.get("name") or "").strip():
             errors[f"{path}.name"] = "Say what the consequence is."
         days = step.get("deadline_days")
-        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            errors[f"{path}.deadline_days"] = "Whole days, at least 1."
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
+            errors[f"{path}.deadline_days"] = "Whole days, from 1 to 365."
         if step.get("owner", "manager") not in OWNERS:
             errors[f"{path}.owner"] = f"One of {', '.join(OWNERS)}."
         notify = step.get("notify", [])
         if not isinstance(notify, list) or any(who not in OUTSIDE for who in notify):
             errors[f"{path}.notify"] = f"A list of {', '.join(OUTSIDE)}."
         hold = step.get("hold_days", 0)
-        if isinstance(hold, bool) or not isinstance(hold, int) or hold < 0:
-            errors[f"{path}.hold_days"] = "Whole days, 0 or more."
+        if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 3650:
+            errors[f"{path}.hold_days"] = "Whole days, from 0 to 3650."
         unknown = set(step) - {"name", "action", "deadline_days", "owner", "notify", "hold_days"}
         for name in sorted(unknown):
             errors[f"{path}.{name}"] = "No such setting."

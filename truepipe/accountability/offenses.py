@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -268,7 +268,13 @@ def escalate_overdue(day: dt.date, at: dt.datetime | None = None) -> list[int]:
     overdue = Consequence.objects.filter(
         state=ConsequenceState.PENDING, deadline__lt=day, escalated_at__isnull=True
     )
-    rows = list(overdue.values_list("pk", "owner_id"))
+    with transaction.atomic():
+        # Locked and read inside the transaction: a decision or another run meanwhile is seen.
+        rows = list(overdue.select_for_update().values_list("pk", "owner_id"))
+        return _escalate(rows, day, at)
+
+
+def _escalate(rows: Sequence[tuple[int, int | None]], day: dt.date, at: dt.datetime | None) -> list[int]:
     if not rows:
         return []
     managers = dict(

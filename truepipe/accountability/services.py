@@ -270,6 +270,10 @@ def resolve_dispute(
             overturn(actor, locked.offense, f"Dispute upheld: {note}")
         else:
             waited = (timezone.localtime(now).date() - timezone.localtime(locked.raised_at).date()).days
+            while consequence.replaced_by_id is not None:  # re-levelled meanwhile: the live one
+                consequence = Consequence.objects.select_for_update().get(pk=consequence.replaced_by_id)
+            if consequence.state != ConsequenceState.DISPUTED:
+                return locked  # an overturned or replaced consequence is not brought back
             consequence.state = locked.previous_state
             consequence.deadline += dt.timedelta(days=max(waited, 0))
             consequence.save(update_fields=["state", "deadline"])
@@ -334,6 +338,15 @@ def overturn(actor, offense: Offense, why: str) -> list[Consequence]:
     for consequence in old:
         consequence.replaced_by = by_offense.get(consequence.offense_id)
         consequence.save(update_fields=["replaced_by"])
+    # A re-levelled offense still under dispute: its new step waits for the decision too.
+    for dispute in Dispute.objects.filter(offense__in=moved, state=DisputeState.OPEN).select_for_update():
+        replacement = by_offense.get(dispute.offense_id)
+        if replacement is not None:
+            replacement.state = ConsequenceState.DISPUTED
+            replacement.save(update_fields=["state"])
+            dispute.consequence = replacement
+            dispute.previous_state = ConsequenceState.PENDING
+            dispute.save(update_fields=["consequence", "previous_state"])
     audit.record_many(actor, [("consequence.created", c, consequence_data(c)) for c in new])
     return new
 

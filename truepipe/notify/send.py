@@ -37,6 +37,9 @@ from truepipe.notify.models import (
 )
 
 log = logging.getLogger(__name__)
+# Older unsent notifications are not e-mailed any more (someone who turns e-mail on later is not
+# sent a backlog): they stay in the app.
+RECENT = dt.timedelta(days=2)
 BACKOFF = [dt.timedelta(minutes=m) for m in (1, 5, 30, 120, 720)]
 
 
@@ -133,22 +136,29 @@ def email_mode(user_ids: Iterable[int]) -> dict[int, str]:
 def send_immediate() -> int:
     """E-mail every notification not yet sent whose person wants them at once (one connection).
     A failed one is retried by the next flush (its error is kept meanwhile)."""
-    pending = list(Notification.objects.filter(emailed_at__isnull=True).select_related("user")[:1000])
-    modes = email_mode({n.user_id for n in pending})
-    messages = [n for n in pending if modes[n.user_id] == EmailMode.IMMEDIATE and n.user.email]
+    wanted = Notification.objects.filter(emailed_at__isnull=True, created_at__gte=timezone.now() - RECENT)
+    wanted = wanted.exclude(user__email="").exclude(
+        user__notify_setting__email__in=[EmailMode.DIGEST, EmailMode.OFF]
+    )
+    messages = list(wanted.select_related("user").order_by("created_at", "pk")[:1000])
     return _send(messages, lambda n: (n.title, _text(n)))
 
 
 def send_digests(now: dt.datetime | None = None) -> int:
     """One e-mail per digest-mode person with everything not yet e-mailed (the nightly job)."""
     pending = list(
-        Notification.objects.filter(emailed_at__isnull=True).select_related("user").order_by("created_at")
+        Notification.objects.filter(
+            emailed_at__isnull=True,
+            created_at__gte=timezone.now() - RECENT,
+            user__notify_setting__email=EmailMode.DIGEST,
+        )
+        .exclude(user__email="")
+        .select_related("user")
+        .order_by("created_at", "pk")
     )
-    modes = email_mode({n.user_id for n in pending})
     by_user: dict[int, list[Notification]] = defaultdict(list)
     for n in pending:
-        if modes[n.user_id] == EmailMode.DIGEST and n.user.email:
-            by_user[n.user_id].append(n)
+        by_user[n.user_id].append(n)
     sent = 0
     with get_connection(fail_silently=False) as connection:
         for items in by_user.values():
@@ -191,8 +201,16 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def flush(now: dt.datetime | None = None) -> dict[str, int]:
-    """What the worker runs every minute: immediate e-mails, then due webhook deliveries."""
-    return {"emails": send_immediate(), "webhooks": deliver(now)}
+    """What the worker runs every minute: immediate e-mails, then due webhook deliveries. One
+    flush at a time (the worker's and a cron job's would send the same messages twice)."""
+    from huey.contrib.djhuey import HUEY
+    from huey.exceptions import TaskLockedException
+
+    try:
+        with HUEY.lock_task("truepipe-notify-flush"):
+            return {"emails": send_immediate(), "webhooks": deliver(now)}
+    except TaskLockedException:
+        return {"emails": 0, "webhooks": 0}
 
 
 def deliver(now: dt.datetime | None = None) -> int:
@@ -203,26 +221,27 @@ def deliver(now: dt.datetime | None = None) -> int:
     accepted = 0
     for delivery in due.select_related("webhook"):
         body = json.dumps(delivery.payload, sort_keys=True).encode()
-        request = urllib.request.Request(
-            delivery.webhook.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "truepipe-webhook/1",
-                "X-Truepipe-Event": delivery.event,
-                "X-Truepipe-Delivery": str(delivery.pk),
-                "X-Truepipe-Signature": sign(delivery.webhook.secret, body),
-            },
-        )
         delivery.attempts += 1
         try:
+            request = urllib.request.Request(
+                delivery.webhook.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "truepipe-webhook/1",
+                    "X-Truepipe-Event": delivery.event,
+                    "X-Truepipe-Delivery": str(delivery.pk),
+                    "X-Truepipe-Signature": sign(delivery.webhook.secret, body),
+                },
+            )
             with urllib.request.urlopen(request, timeout=settings.TRUEPIPE_WEBHOOK_TIMEOUT) as response:
                 delivery.last_status_code = response.status
             delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.DELIVERED, now, ""
             accepted += 1
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad URL or answer is one failed attempt, never a stop
             code = getattr(exc, "code", None)
+            code = code if isinstance(code, int) and 0 < code < 1000 else None
             delivery.last_status_code = code
             delivery.last_error = (f"HTTP {code}" if code else str(getattr(exc, "reason", exc)))[:255]
             if delivery.attempts >= settings.TRUEPIPE_WEBHOOK_ATTEMPTS:

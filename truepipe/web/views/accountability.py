@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from truepipe.accountability import queries, services
 from truepipe.accountability.models import Consequence, Dispute, Offense, OffenseStatus
 from truepipe.audit.log import trail
-from truepipe.core.errors import ServiceError
+from truepipe.core.errors import InvalidInput, ServiceError
 from truepipe.core.visibility import role_of, visible, visible_users
 from truepipe.hygiene.policy import current_policy
 from truepipe.people.models import Role
@@ -106,6 +106,8 @@ def _dispute(user: Any, offense: Offense, reason: str, _: Any) -> str:
 
 
 def _resolve(user: Any, dispute: Dispute, note: str, post: Any) -> str:
+    if post.get("decision") not in ("uphold", "reject"):
+        raise InvalidInput("Choose to uphold or to reject the dispute.", fields={"decision": "Required."})
     upheld = post.get("decision") == "uphold"
     services.resolve_dispute(user, dispute, upheld=upheld, note=note)
     if upheld:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from truepipe.notify import send
 from truepipe.notify.models import Webhook
@@ -34,7 +35,14 @@ class Command(BaseCommand):
         elif options["action"] == "digests":
             self.stdout.write(f"sent {send.send_digests()} digest(s)")
         elif options["what"] == "add":
-            hook = Webhook.objects.create(name=options["name"], url=options["url"], events=options["event"])
+            hook = Webhook(name=options["name"], url=options["url"], events=options["event"])
+            try:
+                hook.full_clean()
+            except ValidationError as exc:
+                raise CommandError(
+                    "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                ) from None
+            hook.save()
             self.stdout.write(
                 f"webhook #{hook.pk} {hook.name}: {', '.join(hook.events)}\nsecret: {hook.secret}"
             )
