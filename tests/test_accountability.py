@@ -291,3 +291,17 @@ def test_a_disputed_offense_moved_down_the_ladder_keeps_waiting_and_a_rejection_
     assert replacement.state == ConsequenceState.PENDING
     old = Consequence.objects.get(offense=second, replaced_by=replacement)
     assert old.state == ConsequenceState.OVERTURNED  # the expense hold does not come back
+
+
+@pytest.mark.django_db
+def test_the_end_of_sunday_and_monday_morning_runs_give_one_offense_not_two(org):
+    """The nightly job evaluates the end of yesterday, then now: on a Monday night the two moments
+    fall in two calendar weeks, but a rep gets one step of the ladder, not two minutes apart."""
+    _policy()
+    _nights(20)
+    first_night = timezone.localtime(timezone.now() + dt.timedelta(days=27)).date()
+    sunday = first_night + dt.timedelta(days=(6 - first_night.weekday()) % 7)
+    evaluate(end_of_day(sunday))
+    evaluate(end_of_day(sunday) + dt.timedelta(hours=2))  # Monday, 02:00
+
+    assert Offense.objects.filter(rep=org.ravi).count() == 1

@@ -94,9 +94,10 @@ def detect(day: dt.date, as_of: dt.datetime, policy: Policy) -> Found:
             .filter(avg__lt=rules.weekly_score_below)
             .values_list("rep_id", "avg")
         )
-    reps = (set(unresolved) | set(low)) - set(
-        Offense.objects.filter(week=week).values_list("rep_id", flat=True)
-    )
+    # At most one offense a week per rep: none in this calendar week, and none in the six days
+    # before (the nightly job's two runs on a Monday night fall in two calendar weeks).
+    recent = Offense.objects.filter(Q(week=week) | Q(day__gt=day - dt.timedelta(days=7), day__lte=day))
+    reps = (set(unresolved) | set(low)) - set(recent.values_list("rep_id", flat=True))
     # Only people whose data discipline the policy measures (reps and managers who sell).
     reps &= set(
         SalesProfile.objects.filter(user_id__in=reps, role__in=[Role.REP, Role.MANAGER]).values_list(

@@ -2,8 +2,8 @@
 
 - Maria, the rainmaker's manager, waives every consequence Rick gets ("he is carrying the
   quarter") and applies everyone else's: the fairness audit singles her out.
-- Nina forgets every other consequence: it passes its deadline, escalates to Victoria as
-  unenforced, and Victoria applies it herself two days later; Nina is reported upward.
+- Nina forgets two consequences in three: they pass their deadline, escalate to Victoria as
+  unenforced, and Victoria applies them herself two days later; Nina is reported upward.
 - Marcus, and Maria for her other reps, apply each consequence two days after it is found.
 - At the end, most people acknowledge the policy (two do not), and the latest offenses see
   one dispute upheld (the offense is overturned) and one rejected.
@@ -59,7 +59,7 @@ def managers_act(day: dt.date) -> int:
                 if age >= 1:
                     waive_consequence(c.owner, c, "Rick is carrying the quarter; we will talk after close.")
                     decided += 1
-            elif owner in FORGETFUL and c.pk % 2 == 0:
+            elif owner in FORGETFUL and c.pk % 3 != 0:
                 continue  # forgotten: it will pass its deadline and escalate
             elif c.owner and age >= 2:
                 apply_consequence(c.owner, c, NOTES.get(c.action, "Done."), on=day)
