@@ -80,3 +80,28 @@ def test_acknowledging_the_policy_over_the_api(org):
     response = api_as(org.ravi).post("policy/acknowledgements")
     assert response.status_code == 201 and response.json()["version"] == 0
     assert PolicyAcknowledgement.objects.filter(user=org.ravi, version=0).exists()
+
+
+@pytest.mark.django_db
+def test_the_offense_list_costs_the_same_queries_for_two_offenses_as_for_many(org):
+    import datetime as dt
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from truepipe.hygiene.engine import evaluate
+
+    client = api_as(org.maya)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("offenses").status_code == 200
+        return len(captured)
+
+    _strict_weeks(20, 27, 34)
+    few = queries()
+    for days in (41, 48, 55, 62, 69):
+        evaluate(timezone.now() + dt.timedelta(days=days))
+    assert api_as(org.maya).get("offenses").json()["count"] >= 6
+    assert queries() == few

@@ -156,3 +156,18 @@ def test_the_audit_through_the_api_and_the_command_line(org, nine_weeks):
         stdout=out,
     )
     assert json.loads(out.getvalue())["by_rep"]["Ravi Rao"]["tier"] == "top quartile"
+
+
+@pytest.mark.django_db
+def test_the_fairness_page_says_what_it_could_not_read_instead_of_failing(org):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.conftest import PASSWORD
+
+    vera = Client()
+    vera.login(username="vera", password=PASSWORD)
+    page = vera.get(reverse("fairness"), {"from": "2026-02-30", "under": "nobody"})
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "From: no such day" in text and "No one called &#x27;nobody&#x27;" in text

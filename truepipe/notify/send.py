@@ -31,7 +31,6 @@ from truepipe.notify.models import (
     DeliveryStatus,
     EmailMode,
     Notification,
-    NotificationSetting,
     Webhook,
     WebhookDelivery,
 )
@@ -124,13 +123,6 @@ def _payload(event: str, text: str, url: str, data: dict[str, Any]) -> dict[str,
         "data": data,
         "at": timezone.now().isoformat(),
     }
-
-
-def email_mode(user_ids: Iterable[int]) -> dict[int, str]:
-    modes = dict(
-        NotificationSetting.objects.filter(user_id__in=list(user_ids)).values_list("user_id", "email")
-    )
-    return defaultdict(lambda: EmailMode.IMMEDIATE, modes)
 
 
 def send_immediate() -> int:

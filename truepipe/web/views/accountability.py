@@ -182,13 +182,27 @@ def fairness_page(request: HttpRequest) -> HttpResponse:
     if role_of(user) not in (Role.MANAGER, Role.ADMIN, Role.EXEC):
         return refuse(request, "The fairness audit is for managers, executives and admins.", 403)
     today = timezone.localdate()
-    end = parse_date(request.GET.get("to") or "") or today
-    start = parse_date(request.GET.get("from") or "") or end - dt.timedelta(days=90)
+
+    def day(name: str) -> dt.date | None:
+        try:
+            return parse_date(request.GET.get(name) or "")
+        except ValueError:  # well formed but no such day (2026-02-30)
+            messages.error(
+                request, f"{name.capitalize()}: no such day, {request.GET[name]!r}; showing the default."
+            )
+            return None
+
+    end = day("to") or today
+    start = day("from") or end - dt.timedelta(days=90)
     if start > end:
         start, end = end, start
     under = None
     if request.GET.get("under"):
         under = visible_users(user).filter(username__iexact=request.GET["under"]).first()
+        if under is None:
+            messages.error(
+                request, f"No one called {request.GET['under']!r} that you can see: showing everyone."
+            )
     report = audit(user, start, end, under)
     flagged = {check.group for check in report.flags}
 
