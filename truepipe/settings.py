@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "truepipe.audit",
     "truepipe.accountability",
     "truepipe.notify",
+    "truepipe.capture",
     # Background work: the nightly snapshot and evaluation (`truepipe worker`).
     "huey.contrib.djhuey",
 ]
@@ -243,6 +244,16 @@ TRUEPIPE_BASE_URL = env("TRUEPIPE_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 # Outgoing webhooks: attempts before giving up, and the timeout of each.
 TRUEPIPE_WEBHOOK_ATTEMPTS = env_int("TRUEPIPE_WEBHOOK_ATTEMPTS", 6)
 TRUEPIPE_WEBHOOK_TIMEOUT = env_int("TRUEPIPE_WEBHOOK_TIMEOUT", 10)
+
+# Capture (docs/capture.md): the company's own e-mail domains (mail among them only is not
+# logged; users' addresses add theirs), the drop-box's address and where it listens, and the key
+# that encrypts stored mailbox passwords (default: derived from TRUEPIPE_SECRET_KEY).
+TRUEPIPE_INTERNAL_DOMAINS = env_list("TRUEPIPE_INTERNAL_DOMAINS", [])
+TRUEPIPE_DROPBOX_ADDRESS = env("TRUEPIPE_DROPBOX_ADDRESS", "log@truepipe.localhost").strip().lower()
+TRUEPIPE_DROPBOX_BIND = env("TRUEPIPE_DROPBOX_BIND", "127.0.0.1:2525").strip()
+TRUEPIPE_CAPTURE_KEY = env("TRUEPIPE_CAPTURE_KEY", "")
+# Largest message the drop-box accepts (bytes); attachments are never stored, only described.
+TRUEPIPE_DROPBOX_MAX_SIZE = env_int("TRUEPIPE_DROPBOX_MAX_SIZE", 25 * 1024 * 1024)
 
 # Background work (huey): TRUEPIPE_TASK_QUEUE is "sqlite" (a queue file under TRUEPIPE_HOME, no
 # server), a redis:// URL, or "immediate" (tasks run inline: tests). See docs/operations.md "Workers".

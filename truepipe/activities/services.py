@@ -167,3 +167,55 @@ def delete_activity(actor, activity: Activity | int, *, via: str) -> None:
                 extra={"opportunity_id": obj.opportunity_id},
             )
         )
+
+
+def log_captured(
+    actor,
+    rows: list[dict[str, Any]],
+    participants: list[list[int]],
+    *,
+    via: str,
+    logged_at: datetime | None = None,
+) -> list[int]:
+    """Record many captured e-mails and meetings at once; returns the new activities' ids in order.
+
+    Capture has already decided each row (kind, occurred_at, subject, body, source, and the ids of
+    owner, opportunity and account) and checked that the owner may be given them. The rows are
+    inserted with a few multi-row statements and announced as one write, so the engine
+    re-evaluates the deals they touched once per batch. Logging is instant (`logged_at` is now)
+    whatever `occurred_at` says: capture is never late.
+    """
+    require_create(actor)
+    if not rows:
+        return []
+    from truepipe.pipeline.services import insert_rows
+
+    now = logged_at or timezone.now()
+    for row in rows:
+        if row["kind"] not in (ActivityKind.EMAIL, ActivityKind.MEETING):
+            raise InvalidInput(f"Capture logs e-mails and meetings, not {row['kind']!r}.")
+        if row["source"] not in (ActivitySource.EMAIL, ActivitySource.CALENDAR):
+            raise InvalidInput(f"{row['source']!r} is not a capture source.")
+        row["subject"] = (row.get("subject") or "").strip()[:255] or "(no subject)"
+        row["logged_at"] = now
+        row["deleted_at"] = None
+    with transaction.atomic():
+        ids = insert_rows(Activity, rows)
+        links = [
+            {"activity": pk, "contact": contact_id}
+            for pk, contacts in zip(ids, participants, strict=True)
+            for contact_id in dict.fromkeys(contacts)
+        ]
+        insert_rows(Activity.participants.through, links, returning=False)
+        hooks.emit(
+            hooks.WriteEvent(
+                "activity",
+                "create",
+                ids,
+                frozenset(rows[0]),
+                getattr(actor, "pk", None),
+                via,
+                now,
+            )
+        )
+    return ids

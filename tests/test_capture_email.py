@@ -1,0 +1,163 @@
+"""E-mail capture: messages become activities on the right deal, and nothing is logged twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from tests.capture_helpers import message, write_eml, write_mbox
+from tests.conftest import stage
+from truepipe.accounts import services as account_services
+from truepipe.activities.models import Activity, ActivitySource
+from truepipe.capture.ingest import Ingest
+from truepipe.capture.models import CapturedItem, CaptureSource, ContactProposal, ItemStatus, TouchDomain
+from truepipe.capture.sources import from_bytes
+from truepipe.core.models import Via
+from truepipe.pipeline import services as pipeline_services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def acme_buyer(org):
+    return account_services.create_contact(
+        org.ravi,
+        first_name="Bea",
+        last_name="Buyer",
+        account=org.acme,
+        emails=["bea@acme.example"],
+        via=Via.FORM,
+    )
+
+
+@pytest.fixture
+def acme_upsell(org):
+    return pipeline_services.create_opportunity(
+        org.ravi,
+        name="Acme upsell",
+        account=org.acme,
+        stage=stage("Proposal"),
+        amount=Decimal(5000),
+        close_date=org.ravi_open.close_date,
+        via=Via.FORM,
+    )
+
+
+def ingest(*messages, owner=None, actor=None):
+    run = Ingest(actor)
+    return run.run(
+        from_bytes(m.as_bytes(), source=CaptureSource.FILE, origin=f"test {n}", owner_id=owner)
+        for n, m in enumerate(messages, start=1)
+    )
+
+
+def test_a_mail_from_ravi_to_his_buyer_is_logged_on_his_one_open_deal_at_her_account(org, acme_buyer):
+    report = ingest(
+        message("Ravi Rao <ravi@truepipe.test>", "Bea Buyer <bea@acme.example>", "Renewal pricing")
+    )
+
+    assert report.counts["logged"] == 1
+    activity = Activity.objects.get(subject="Renewal pricing")
+    assert activity.opportunity == org.ravi_open
+    assert activity.owner == org.ravi
+    assert activity.source == ActivitySource.EMAIL
+    assert list(activity.participants.all()) == [acme_buyer]
+    assert activity.logged_at >= activity.occurred_at
+    assert TouchDomain.objects.filter(activity=activity, domain="acme.example").exists()
+
+
+def test_the_same_message_read_twice_is_logged_once(org, acme_buyer):
+    mail = message("ravi@truepipe.test", "bea@acme.example", "Twice")
+
+    ingest(mail)
+    report = ingest(mail)
+
+    assert report.counts["duplicate"] == 1
+    assert Activity.objects.filter(subject="Twice").count() == 1
+
+
+def test_mail_among_colleagues_only_is_ignored_with_the_reason(org):
+    report = ingest(message("ravi@truepipe.test", "ravi@truepipe.test", "Lunch?"))
+
+    assert report.counts["ignored"] == 1
+    item = CapturedItem.objects.get(subject="Lunch?")
+    assert (item.status, item.reason, item.activity) == (ItemStatus.IGNORED, "internal only", None)
+
+
+def test_an_unknown_address_at_a_known_domain_is_proposed_as_a_new_contact(org):
+    ingest(message("ravi@truepipe.test", "Carl Cfo <carl@acme.example>", "Budget"))
+
+    proposal = ContactProposal.objects.get(email="carl@acme.example")
+    assert (proposal.account, proposal.proposed_to, proposal.display_name) == (org.acme, org.ravi, "Carl Cfo")
+    assert Activity.objects.get(subject="Budget").opportunity == org.ravi_open
+
+
+def test_two_open_deals_at_the_account_send_the_mail_to_triage_instead_of_guessing(
+    org, acme_buyer, acme_upsell
+):
+    ingest(message("ravi@truepipe.test", "bea@acme.example", "Which deal?"))
+
+    item = CapturedItem.objects.get(subject="Which deal?")
+    assert item.status == ItemStatus.TRIAGE
+    assert set(item.candidates) == {org.ravi_open.pk, acme_upsell.pk}
+    assert item.activity.opportunity is None
+    assert item.activity.account == org.acme
+
+
+def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer):
+    first = message("ravi@truepipe.test", "bea@acme.example", "Proposal")
+    ingest(first)
+    pipeline_services.create_opportunity(
+        org.ravi,
+        name="Acme upsell",
+        account=org.acme,
+        stage=stage("Proposal"),
+        amount=Decimal(5000),
+        close_date=org.ravi_open.close_date,
+        via=Via.FORM,
+    )
+    reply = message("bea@acme.example", "ravi@truepipe.test", "Re: Proposal", reply_to=first)
+
+    ingest(reply)
+
+    assert Activity.objects.get(subject="Re: Proposal").opportunity == org.ravi_open
+
+
+def test_an_mbox_with_a_broken_message_logs_the_others_and_names_the_bad_one(
+    org, acme_buyer, tmp_path, capsys
+):
+    good = message("ravi@truepipe.test", "bea@acme.example", "Good one")
+    no_sender = message("ravi@truepipe.test", "bea@acme.example", "No sender")
+    del no_sender["From"]
+    path = write_mbox(tmp_path / "ravi.mbox", [good, no_sender])
+
+    call_command("import", "email", str(path), "--no-progress")
+
+    out, err = capsys.readouterr()
+    assert "1 logged" in out and "1 rejected" in out
+    assert "ravi.mbox message 2: no sender address" in err
+    assert Activity.objects.filter(subject="Good one").exists()
+
+
+def test_an_eml_file_imported_as_ravi_is_his(org, acme_buyer, tmp_path, capsys):
+    path = write_eml(
+        tmp_path / "note.eml", message("bea@acme.example", "someone@elsewhere.example", "Fwd info")
+    )
+
+    call_command("import", "email", str(path), "--as", "ravi", "--no-progress")
+
+    assert Activity.objects.get(subject="Fwd info").owner == org.ravi
+
+
+def test_captured_mail_is_never_a_logging_lag_violation(org, acme_buyer):
+    from truepipe.hygiene.engine import evaluate
+    from truepipe.hygiene.models import Violation
+
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    ingest(message("ravi@truepipe.test", "bea@acme.example", "Three days ago", when=old))
+    evaluate()
+
+    assert not Violation.objects.filter(rule="logging_lag").exists()

@@ -1,0 +1,521 @@
+"""From captured messages and meetings to activities on the right deal.
+
+Every source (IMAP, the drop-box, files, calendars) turns what it read into `Incoming`
+items and hands them to an `Ingest`, which works a batch at a time with a few queries per
+batch, never per message:
+
+1. duplicates (the same Message-ID, the same event UID and recurrence) are skipped, or for
+   a rescheduled or cancelled event, applied to the activity already logged;
+2. participants are split into people of this company (users' addresses, internal domains)
+   and customers; internal-only items, a rep's personal domains and private threads are
+   ignored, with the reason kept;
+3. customers are matched to contacts by address; an unknown address at a known account's
+   domain is proposed as a new contact;
+4. the deal: the thread's earlier deal; else the one open deal the rep can see at the
+   account; several such deals go to the rep's triage list (most recently active first),
+   never a silent guess; none leaves the activity on the account;
+5. activities are written through the activities service (one write per batch, so the engine
+   re-evaluates the touched deals in the same transaction), and the ledger records every
+   item's outcome. A batch that fails is retried item by item, so one bad item is rejected
+   alone and nothing is stored half.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from truepipe.accounts.models import AccountDomain, ContactEmail
+from truepipe.activities import services as activity_services
+from truepipe.activities.models import ActivityKind, ActivitySource
+from truepipe.capture.models import (
+    CaptureAddress,
+    CapturedItem,
+    ContactProposal,
+    ExcludedDomain,
+    ItemStatus,
+    PrivateThread,
+    TouchDomain,
+)
+from truepipe.core.errors import ServiceError
+from truepipe.core.models import Via
+from truepipe.core.permissions import require_assignable
+from truepipe.core.visibility import visible
+from truepipe.pipeline.models import Opportunity, StageKind
+
+# Public mail services: an address there says nothing about which company a person is from.
+FREE_MAIL = frozenset(
+    "gmail.com googlemail.com yahoo.com yahoo.co.uk hotmail.com outlook.com live.com msn.com icloud.com "
+    "me.com mac.com aol.com gmx.de gmx.net web.de proton.me protonmail.com yandex.ru mail.ru qq.com "
+    "163.com 126.com fastmail.com zoho.com".split()
+)
+BATCH = 500
+
+
+@dataclass
+class Incoming:
+    """One message or meeting occurrence, as a source read it."""
+
+    dedup_key: str
+    kind: str  # ActivityKind.EMAIL or ActivityKind.MEETING
+    source: str  # CaptureSource
+    occurred_at: dt.datetime | None = None
+    subject: str = ""
+    body: str = ""
+    sender: str = ""  # the sender's address, lower-case ("" for a meeting without organiser)
+    participants: list[tuple[str, str]] = field(default_factory=list)  # (name, address), sender included
+    thread_key: str = ""
+    references: list[str] = field(default_factory=list)
+    owner_id: int | None = None  # the mailbox's, feed's or forwarding rep's user; else found from addresses
+    origin: str = ""
+    size: int = 0
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    sequence: int = 0
+    cancelled: bool = False
+    rejected: str = ""  # why it could not be read; the item is recorded as rejected
+
+
+@dataclass
+class Report:
+    counts: Counter = field(default_factory=Counter)  # logged, triage, ignored, rejected, duplicate, updated
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (origin, reason) of rejected items
+    reasons: Counter = field(default_factory=Counter)  # why items were ignored
+    opportunity_ids: set[int] = field(default_factory=set)
+    seen: int = 0
+
+    def summary(self) -> str:
+        c = self.counts
+        parts = [
+            f"{self.seen} read",
+            f"{c['logged']} logged",
+            f"{c['triage']} to triage",
+            f"{c['updated']} updated",
+            f"{c['ignored']} ignored",
+            f"{c['duplicate']} already captured",
+            f"{c['rejected']} rejected",
+        ]
+        return ", ".join(parts) + "."
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+class Directory:
+    """Who is who, read once per run: users by address, internal and excluded domains."""
+
+    def __init__(self) -> None:
+        User = get_user_model()
+        self.users: dict[str, int] = {}
+        for pk, email in User.objects.filter(is_active=True).exclude(email="").values_list("pk", "email"):
+            self.users.setdefault(email.strip().lower(), pk)
+        for pk, email in CaptureAddress.objects.filter(user__is_active=True).values_list("user_id", "email"):
+            self.users[email.lower()] = pk
+        configured = getattr(settings, "TRUEPIPE_INTERNAL_DOMAINS", ()) or ()
+        self.internal = {d.strip().lower() for d in configured if d.strip()}
+        self.internal |= {domain_of(a) for a in self.users} - FREE_MAIL
+        self.excluded: dict[int | None, set[str]] = {}
+        for user_id, domain in ExcludedDomain.objects.values_list("user_id", "domain"):
+            self.excluded.setdefault(user_id, set()).add(domain.lower())
+
+    def is_internal(self, address: str) -> bool:
+        return address in self.users or domain_of(address) in self.internal
+
+    def excluded_for(self, owner_id: int | None) -> set[str]:
+        return self.excluded.get(None, set()) | self.excluded.get(owner_id, set())
+
+
+@dataclass
+class _Plan:
+    """What one item becomes: its ledger row and, when logged, its activity."""
+
+    item: Incoming
+    status: str
+    reason: str = ""
+    owner_id: int | None = None
+    opportunity_id: int | None = None
+    account_id: int | None = None
+    contacts: list[int] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+
+
+class Ingest:
+    """One capture run. `run(items)` may be called several times (files, mailboxes) and reports together."""
+
+    def __init__(self, actor=None, *, batch: int = BATCH, now: dt.datetime | None = None) -> None:
+        self.actor = actor
+        self.batch = batch
+        self.now = now
+        self.report = Report()
+        self.directory = Directory()
+        self._seen: set[str] = set()
+        self._thread_deals: dict[str, int] = {}
+        self._users: dict[int, Any] = {}
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self, items: Iterable[Incoming], progress=None) -> Report:  # type: ignore[no-untyped-def]
+        iterator: Iterator[Incoming] = iter(items)
+        while chunk := list(islice(iterator, self.batch)):
+            self.report.seen += len(chunk)
+            self._chunk(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return self.report
+
+    def _chunk(self, chunk: list[Incoming]) -> None:
+        fresh: list[Incoming] = []
+        keys = [item.dedup_key for item in chunk]
+        known = {
+            row["dedup_key"]: row
+            for row in CapturedItem.objects.filter(dedup_key__in=keys).values(
+                "id", "dedup_key", "sequence", "activity_id", "status"
+            )
+        }
+        for item in chunk:
+            previous = known.get(item.dedup_key)
+            if previous is not None and item.kind == ActivityKind.MEETING and not item.rejected:
+                self._update_meeting(item, previous)
+            elif previous is not None or item.dedup_key in self._seen:
+                self.report.counts["duplicate"] += 1
+            else:
+                self._seen.add(item.dedup_key)
+                fresh.append(item)
+        if not fresh:
+            return
+        plans = self._plan(fresh)
+        try:
+            with transaction.atomic():
+                self._store(plans)
+        except Exception:  # one bad item must not lose the others: store them one at a time
+            for plan in plans:
+                try:
+                    with transaction.atomic():
+                        self._store([plan])
+                except Exception as exc:
+                    reason = f"could not be stored ({type(exc).__name__}: {str(exc)[:150]})"
+                    with transaction.atomic():
+                        self._store([_Plan(plan.item, ItemStatus.REJECTED, reason)])
+        for plan in plans:
+            if plan.status == ItemStatus.REJECTED:
+                self.report.problems.append((plan.item.origin, plan.reason))
+            elif plan.status == ItemStatus.IGNORED:
+                self.report.reasons[plan.reason] += 1
+            self.report.counts[plan.status] += 1
+
+    # -- deciding ----------------------------------------------------------------------------------
+
+    def _plan(self, items: list[Incoming]) -> list[_Plan]:
+        directory = self.directory
+        plans: list[_Plan] = []
+        pending: list[_Plan] = []
+        for item in items:
+            if item.rejected:
+                plans.append(_Plan(item, ItemStatus.REJECTED, item.rejected[:255]))
+                continue
+            if item.occurred_at is None:
+                plans.append(_Plan(item, ItemStatus.REJECTED, "no date"))
+                continue
+            addresses = [a for _, a in item.participants]
+            internal = [a for a in addresses if directory.is_internal(a)]
+            owner_id = item.owner_id
+            if owner_id is None:
+                owner_id = directory.users.get(item.sender) or next(
+                    (directory.users[a] for a in internal if a in directory.users), None
+                )
+            plan = _Plan(item, ItemStatus.LOGGED, owner_id=owner_id)
+            plans.append(plan)
+            external = [a for a in addresses if not directory.is_internal(a)]
+            if owner_id is None:
+                plan.status, plan.reason = ItemStatus.REJECTED, "no truepipe user took part"
+            elif item.cancelled:
+                plan.status, plan.reason = ItemStatus.IGNORED, "cancelled"
+            elif not external:
+                plan.status, plan.reason = ItemStatus.IGNORED, "internal only"
+            else:
+                excluded = directory.excluded_for(owner_id)
+                customers = [a for a in external if domain_of(a) not in excluded]
+                if not customers:
+                    plan.status, plan.reason = ItemStatus.IGNORED, "personal domain (excluded)"
+                else:
+                    plan.domains = list(dict.fromkeys(domain_of(a) for a in customers))
+                    plan.contacts = customers  # addresses for now; contact ids below
+                    pending.append(plan)
+        if pending:
+            self._match(pending)
+        return plans
+
+    def _match(self, plans: list[_Plan]) -> None:
+        addresses = {a for plan in plans for a in plan.contacts}
+        domains = {d for plan in plans for d in plan.domains}
+        contacts = {
+            row[0]: (row[1], row[2])
+            for row in ContactEmail.objects.filter(
+                email__in=addresses, contact__deleted_at__isnull=True
+            ).values_list("email", "contact_id", "contact__account_id")
+        }
+        domain_accounts = dict(
+            AccountDomain.objects.filter(domain__in=domains, account__deleted_at__isnull=True).values_list(
+                "domain", "account_id"
+            )
+        )
+        private = set(
+            PrivateThread.objects.filter(
+                user_id__in={p.owner_id for p in plans}, thread_key__in={p.item.thread_key for p in plans}
+            ).values_list("user_id", "thread_key")
+        )
+        self._remember_threads(plans)
+        names = {a: n for plan in plans for n, a in plan.item.participants}
+        proposals: dict[str, tuple[int, int | None, str, dt.datetime]] = {}
+        accounts_of: dict[int, set[int]] = {}
+        for index, plan in enumerate(plans):
+            if (plan.owner_id, plan.item.thread_key) in private:
+                plan.status, plan.reason = ItemStatus.IGNORED, "private thread"
+                continue
+            accounts: set[int] = set()
+            ids: list[int] = []
+            for address in plan.contacts:
+                found = contacts.get(address)
+                if found is not None:
+                    ids.append(found[0])
+                    if found[1] is not None:
+                        accounts.add(found[1])
+                    continue
+                account_id = domain_accounts.get(domain_of(address))
+                if account_id is not None:
+                    accounts.add(account_id)
+                    proposals[address] = (
+                        account_id,
+                        plan.owner_id,
+                        names.get(address, ""),
+                        plan.item.occurred_at,
+                    )
+            plan.contacts = ids
+            accounts_of[index] = accounts
+        self._choose_deals(plans, accounts_of)
+        self._propose(proposals)
+
+    def _remember_threads(self, plans: list[_Plan]) -> None:
+        """The deals earlier messages of these conversations were logged on."""
+        threads = {p.item.thread_key for p in plans if p.item.thread_key} - set(self._thread_deals)
+        refs = {r for p in plans for r in p.item.references}
+        if not threads and not refs:
+            return
+        rows = (
+            CapturedItem.objects.filter(
+                Q(thread_key__in=threads) | Q(dedup_key__in=[f"msg:{r}" for r in refs])
+            )
+            .filter(activity__opportunity__isnull=False, activity__deleted_at__isnull=True)
+            .order_by("captured_at", "id")
+            .values_list("thread_key", "dedup_key", "activity__opportunity_id")
+        )
+        for thread_key, dedup_key, opportunity_id in rows:
+            self._thread_deals[thread_key] = opportunity_id
+            self._thread_deals[dedup_key] = opportunity_id
+
+    def _owner(self, user_id: int):  # type: ignore[no-untyped-def]
+        if user_id not in self._users:
+            self._users[user_id] = get_user_model().objects.select_related("profile").get(pk=user_id)
+        return self._users[user_id]
+
+    def _choose_deals(self, plans: list[_Plan], accounts_of: dict[int, set[int]]) -> None:
+        by_owner: dict[int, list[int]] = {}
+        for index, plan in enumerate(plans):
+            if plan.status == ItemStatus.LOGGED and plan.owner_id is not None:
+                by_owner.setdefault(plan.owner_id, []).append(index)
+        for owner_id, indexes in by_owner.items():
+            owner = self._owner(owner_id)
+            accounts = {a for i in indexes for a in accounts_of[i]}
+            threaded = {
+                deal
+                for i in indexes
+                for key in [plans[i].item.thread_key, *(f"msg:{r}" for r in plans[i].item.references)]
+                if (deal := self._thread_deals.get(key)) is not None
+            }
+            open_deals: dict[int, int] = {}  # deal -> account, most recently active first
+            if accounts or threaded:
+                rows = (
+                    visible(owner, Opportunity)
+                    .filter(Q(account_id__in=accounts) | Q(pk__in=threaded), stage__kind=StageKind.OPEN)
+                    .order_by("-updated_at", "-pk")
+                    .values_list("pk", "account_id")
+                )
+                open_deals = dict(rows)
+            for i in indexes:
+                plan = plans[i]
+                keys = [plan.item.thread_key, *(f"msg:{r}" for r in reversed(plan.item.references))]
+                thread_deal = next(
+                    (d for k in keys if (d := self._thread_deals.get(k)) is not None and d in open_deals),
+                    None,
+                )
+                accounts = accounts_of[i]
+                if thread_deal is not None:
+                    plan.opportunity_id = thread_deal
+                    plan.account_id = open_deals[thread_deal]
+                else:
+                    candidates = [d for d, a in open_deals.items() if a in accounts]
+                    if len(candidates) == 1:
+                        plan.opportunity_id = candidates[0]
+                        plan.account_id = open_deals[candidates[0]]
+                    elif candidates:
+                        plan.status, plan.reason = ItemStatus.TRIAGE, "several open deals"
+                        plan.candidates = candidates[:10]
+                    if plan.account_id is None and len(accounts) == 1:
+                        plan.account_id = next(iter(accounts))
+                if plan.opportunity_id is not None and plan.item.thread_key:
+                    self._thread_deals[plan.item.thread_key] = plan.opportunity_id
+                    self._thread_deals[plan.item.dedup_key] = plan.opportunity_id
+
+    def _propose(self, proposals: dict[str, tuple[int, int | None, str, dt.datetime]]) -> None:
+        if not proposals:
+            return
+        self._proposals = proposals
+
+    # -- storing -----------------------------------------------------------------------------------
+
+    def _store(self, plans: list[_Plan]) -> None:
+        from truepipe.pipeline.services import insert_rows
+
+        logged = [p for p in plans if p.status in (ItemStatus.LOGGED, ItemStatus.TRIAGE)]
+        for owner_id in {p.owner_id for p in logged}:
+            require_assignable(self.actor, self._owner(owner_id) if owner_id is not None else None)
+        rows = [
+            {
+                "kind": p.item.kind,
+                "occurred_at": p.item.occurred_at,
+                "subject": p.item.subject,
+                "body": p.item.body,
+                "source": ActivitySource.CALENDAR
+                if p.item.kind == ActivityKind.MEETING
+                else ActivitySource.EMAIL,
+                "owner": p.owner_id,
+                "opportunity": p.opportunity_id,
+                "account": p.account_id,
+            }
+            for p in logged
+        ]
+        meetings = bool(logged) and logged[0].item.kind == ActivityKind.MEETING
+        ids = activity_services.log_captured(
+            self.actor,
+            rows,
+            [p.contacts for p in logged],
+            via=Via.CALENDAR if meetings else Via.EMAIL,
+            logged_at=self.now,
+        )
+        activity_of = {id(p): pk for p, pk in zip(logged, ids, strict=True)}
+        now = self.now or timezone.now()
+        insert_rows(
+            CapturedItem,
+            [
+                {
+                    "dedup_key": p.item.dedup_key,
+                    "kind": p.item.kind,
+                    "source": p.item.source,
+                    "status": p.status,
+                    "reason": p.reason,
+                    "owner": p.owner_id,
+                    "activity": activity_of.get(id(p)),
+                    "thread_key": p.item.thread_key[:255],
+                    "subject": p.item.subject[:255],
+                    "sender": p.item.sender[:254],
+                    "occurred_at": p.item.occurred_at,
+                    "captured_at": now,
+                    "origin": p.item.origin[:255],
+                    "size": p.item.size,
+                    "attachments": p.item.attachments,
+                    "sequence": p.item.sequence,
+                    "candidates": p.candidates,
+                    "decided_by": None,
+                    "decided_at": None,
+                }
+                for p in plans
+            ],
+            returning=False,
+        )
+        touches = [
+            {
+                "activity": activity_of[id(p)],
+                "owner": p.owner_id,
+                "domain": d,
+                "occurred_at": p.item.occurred_at,
+            }
+            for p in logged
+            for d in p.domains
+        ]
+        insert_rows(TouchDomain, touches, returning=False)
+        self.report.opportunity_ids.update(p.opportunity_id for p in logged if p.opportunity_id)
+        self._store_proposals(now)
+
+    def _store_proposals(self, now: dt.datetime) -> None:
+        proposals = getattr(self, "_proposals", None)
+        if not proposals:
+            return
+        self._proposals = {}
+        known = set(ContactProposal.objects.filter(email__in=proposals).values_list("email", flat=True))
+        if known:
+            ContactProposal.objects.filter(email__in=known).update(
+                times_seen=F("times_seen") + 1, last_seen=now
+            )
+        # An address that became a contact meanwhile is not proposed again.
+        taken = set(
+            ContactEmail.objects.filter(email__in=set(proposals) - known).values_list("email", flat=True)
+        )
+        ContactProposal.objects.bulk_create(
+            [
+                ContactProposal(
+                    email=email,
+                    account_id=account_id,
+                    proposed_to_id=owner_id,
+                    display_name=name[:200],
+                    first_seen=when,
+                    last_seen=when,
+                )
+                for email, (account_id, owner_id, name, when) in proposals.items()
+                if email not in known and email not in taken
+            ],
+            ignore_conflicts=True,
+        )
+
+    # -- meetings that changed -----------------------------------------------------------------------
+
+    def _update_meeting(self, item: Incoming, previous: dict[str, Any]) -> None:
+        """A later SEQUENCE of an event already captured: rescheduled, renamed or cancelled."""
+        if item.sequence <= previous["sequence"] and not (
+            item.cancelled and previous["status"] != ItemStatus.IGNORED
+        ):
+            self.report.counts["duplicate"] += 1
+            return
+        activity_id = previous["activity_id"]
+        with transaction.atomic():
+            if activity_id is not None:
+                try:
+                    if item.cancelled:
+                        activity_services.delete_activity(self.actor, activity_id, via=Via.CALENDAR)
+                    else:
+                        changes: dict[str, Any] = {"subject": item.subject or "(no title)"}
+                        if item.occurred_at is not None:
+                            changes["occurred_at"] = item.occurred_at
+                        activity_services.update_activity(self.actor, activity_id, changes, via=Via.CALENDAR)
+                except ServiceError as exc:
+                    self.report.problems.append((item.origin, f"could not update the meeting: {exc}"))
+                    self.report.counts["rejected"] += 1
+                    return
+            status = {"status": ItemStatus.IGNORED, "reason": "cancelled"} if item.cancelled else {}
+            CapturedItem.objects.filter(pk=previous["id"]).update(
+                sequence=item.sequence,
+                subject=item.subject[:255],
+                occurred_at=item.occurred_at,
+                **status,
+            )
+        self.report.counts["cancelled" if item.cancelled else "updated"] += 1

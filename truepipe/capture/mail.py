@@ -1,0 +1,272 @@
+"""Reading one e-mail message: headers decoded, a plain-text body, attachments described.
+
+Real mail is messy. Headers may be RFC 2047 encoded in any charset (or raw 8-bit),
+bodies nested in multiparts, charsets misspelt or unknown, dates missing or malformed,
+bodies HTML only. `read_message` returns a `ParsedMessage` or raises `Unreadable` with
+the reason; it never returns half a message. The parse is the standard library's
+(`email` with the compat32 policy, the fastest); only the few headers capture needs are
+decoded, with `email.header`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+# What an activity keeps of a body; the rest of a long thread adds nothing to the timeline.
+BODY_LIMIT = 20_000
+# Charsets that mail clients write and Python does not know by that name.
+CHARSET_ALIASES = {
+    "unknown-8bit": "latin-1",
+    "x-unknown": "latin-1",
+    "windows-874": "cp874",
+    "ks_c_5601-1987": "euc-kr",
+}
+FORWARD_MARKERS = re.compile(
+    r"^-{2,}\s*(?:Forwarded message|Original Message|Weitergeleitete Nachricht|Message transféré)"
+    r"\s*-{2,}\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
+_BLOCK = re.compile(r"<(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+_LINES = re.compile(r"\n\s*\n+")
+
+
+class Unreadable(Exception):
+    """A message that cannot be captured; the text is the reason recorded in the ledger."""
+
+
+@dataclass
+class ParsedMessage:
+    message_id: str  # without angle brackets; a digest of the content when the header is missing
+    subject: str
+    sender: tuple[str, str]  # (display name, address)
+    recipients: list[tuple[str, str, str]]  # (role "to"/"cc"/"bcc", display name, address)
+    occurred_at: dt.datetime
+    body: str
+    references: list[str] = field(default_factory=list)  # In-Reply-To and References, oldest first
+    attachments: list[dict] = field(default_factory=list)
+    size: int = 0
+    has_message_id: bool = True
+
+    @property
+    def thread_key(self) -> str:
+        return self.references[0] if self.references else self.message_id
+
+    def addresses(self) -> list[tuple[str, str]]:
+        """Every participant as (display name, address), the sender first, each once."""
+        seen: dict[str, str] = {}
+        for name, address in [self.sender, *((n, a) for _, n, a in self.recipients)]:
+            if address and address not in seen:
+                seen[address] = name
+        return [(name, address) for address, name in seen.items()]
+
+
+def decode(value: object) -> str:
+    """A header as text: RFC 2047 words decoded, unknown charsets and raw 8-bit tolerated."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):  # email.header.Header for raw 8-bit headers under compat32
+        value = str(value)
+    if "=?" not in value:
+        return " ".join(value.split())
+    try:
+        text = str(make_header(decode_header(value)))
+    except (LookupError, UnicodeError, ValueError, AssertionError):
+        parts = []
+        for chunk, charset in decode_header(value):
+            if isinstance(chunk, bytes):
+                parts.append(chunk.decode(_codec(charset), "replace"))
+            else:
+                parts.append(chunk)
+        text = "".join(parts)
+    return " ".join(text.split())
+
+
+def _codec(charset: str | None) -> str:
+    name = (charset or "utf-8").strip().strip('"').lower()
+    name = CHARSET_ALIASES.get(name, name)
+    try:
+        "".encode(name)
+    except LookupError:
+        return "latin-1"  # decodes any byte; the best guess left for an unknown charset
+    return name
+
+
+def _ids(value: str) -> list[str]:
+    return [m.strip() for m in re.findall(r"<([^<>\s]+)>", value or "")]
+
+
+def _addresses(msg: Message, header: str) -> list[tuple[str, str]]:
+    values = msg.get_all(header) or []
+    out = []
+    for name, address in getaddresses([decode(v) for v in values]):
+        address = address.strip().strip("<>").lower()
+        if "@" in address and " " not in address and address.count("@") == 1:
+            out.append((name.strip().strip('"'), address))
+    return out
+
+
+def parse_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(str(value).strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # "-0000": the zone is unknown; take it as UTC
+        when = when.replace(tzinfo=dt.UTC)
+    if not (1990 <= when.year <= 2100):
+        return None
+    return when
+
+
+def _received_date(msg: Message) -> dt.datetime | None:
+    """A missing or broken Date header: the time the first server stamped it on delivery."""
+    for received in msg.get_all("Received") or []:
+        _, _, stamp = str(received).rpartition(";")
+        when = parse_date(stamp)
+        if when is not None:
+            return when
+    return None
+
+
+def html_to_text(markup: str) -> str:
+    text = _BLOCK.sub("\n", markup)
+    text = html.unescape(_TAG.sub(" ", text))
+    text = _SPACES.sub(" ", text)
+    return _LINES.sub("\n\n", "\n".join(line.strip() for line in text.split("\n"))).strip()
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        return ""
+    if not isinstance(payload, bytes):
+        payload = str(payload).encode("utf-8", "replace")
+    return payload.decode(_codec(part.get_content_charset()), "replace")
+
+
+def _walk(msg: Message, texts: list[str], htmls: list[str], attachments: list[dict]) -> None:
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        filename = part.get_filename()
+        if disposition == "attachment" or filename or not ctype.startswith("text/"):
+            raw = part.get_payload()
+            size = len(raw) if isinstance(raw, str | bytes) else 0
+            if part.get("Content-Transfer-Encoding", "").lower() == "base64":
+                size = size * 3 // 4
+            attachments.append({"name": decode(filename) if filename else "", "type": ctype, "size": size})
+        elif ctype == "text/html":
+            htmls.append(_part_text(part))
+        else:
+            texts.append(_part_text(part))
+
+
+def read_message(raw: bytes, *, fallback_date: dt.datetime | None = None) -> ParsedMessage:
+    """Parse one message. Raises `Unreadable` with the reason when it cannot be captured."""
+    if not raw or not raw.strip():
+        raise Unreadable("empty message")
+    try:
+        msg = message_from_bytes(raw)
+    except Exception as exc:  # the parser is lenient; anything it raises is a broken message
+        raise Unreadable(f"not a readable message ({type(exc).__name__})") from None
+    return read_parsed(msg, raw, fallback_date=fallback_date)
+
+
+def read_parsed(msg: Message, raw: bytes, *, fallback_date: dt.datetime | None = None) -> ParsedMessage:
+    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    if not senders:
+        raise Unreadable("no sender address (From header missing or malformed)")
+    when = parse_date(msg.get("Date")) or _received_date(msg) or fallback_date
+    if when is None:
+        raise Unreadable("no usable date (Date header missing or malformed, no Received stamp)")
+    subject = decode(msg.get("Subject"))[:255]
+    texts: list[str] = []
+    htmls: list[str] = []
+    attachments: list[dict] = []
+    try:
+        _walk(msg, texts, htmls, attachments)
+    except Exception as exc:  # a malformed MIME structure the parser let through
+        raise Unreadable(f"malformed MIME structure ({type(exc).__name__})") from None
+    body = "\n\n".join(t.strip() for t in texts if t.strip())
+    if not body and htmls:
+        body = "\n\n".join(html_to_text(h) for h in htmls)
+    body = body.replace("\x00", "")[:BODY_LIMIT]
+    recipients = [
+        (role, name, address)
+        for role, header in (("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"))
+        for name, address in _addresses(msg, header)
+    ]
+    ids = _ids(str(msg.get("Message-ID") or ""))
+    references = _ids(str(msg.get("References") or ""))
+    for parent in _ids(str(msg.get("In-Reply-To") or "")):
+        if parent not in references:
+            references.append(parent)
+    if ids:
+        message_id, has_id = ids[0][:240], True
+    else:
+        digest = hashlib.sha256()
+        for part in (senders[0][1], str(msg.get("Date") or ""), subject, body[:4000]):
+            digest.update(part.encode("utf-8", "replace") + b"\0")
+        message_id, has_id = f"sha256:{digest.hexdigest()}", False
+    return ParsedMessage(
+        message_id=message_id,
+        subject=subject,
+        sender=senders[0],
+        recipients=recipients,
+        occurred_at=when,
+        body=body,
+        references=[r[:240] for r in references],
+        attachments=attachments,
+        size=len(raw),
+        has_message_id=has_id,
+    )
+
+
+def forwarded_original(msg: Message) -> Message | None:
+    """The message a rep forwarded: an attached message/rfc822, else None (inline forwards: see below)."""
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload:
+                return payload[0]
+    return None
+
+
+_INLINE_HEADER = re.compile(r"^\s*\*?(From|Date|Sent|Subject|To|Cc)\s*:\*?\s*(.*)$", re.IGNORECASE)
+
+
+def inline_forward(body: str) -> dict[str, str] | None:
+    """The headers of an inline forward ("---------- Forwarded message ---------" then From/Date/...)."""
+    match = FORWARD_MARKERS.search(body)
+    if not match:
+        return None
+    headers: dict[str, str] = {}
+    rest = body[match.end() :].lstrip("\n").split("\n")
+    index = 0
+    for index, line in enumerate(rest):  # noqa: B007
+        found = _INLINE_HEADER.match(line)
+        if not found:
+            if line.strip() or headers:
+                break
+            continue
+        name = found.group(1).lower()
+        headers["date" if name == "sent" else name] = found.group(2).strip()
+    if "from" not in headers:
+        return None
+    headers["body"] = "\n".join(rest[index:]).strip()
+    return headers
