@@ -204,9 +204,11 @@ class Ingest:
                     with transaction.atomic():
                         self._store([plan])
                 except Exception as exc:
-                    reason = f"could not be stored ({type(exc).__name__}: {str(exc)[:150]})"
+                    plan.status = ItemStatus.REJECTED
+                    plan.reason = f"could not be stored ({type(exc).__name__}: {str(exc)[:150]})"
+                    plan.candidates = []
                     with transaction.atomic():
-                        self._store([_Plan(plan.item, ItemStatus.REJECTED, reason)])
+                        self._store([plan])
         for plan in plans:
             if plan.status == ItemStatus.REJECTED:
                 self.report.problems.append((plan.item.origin, plan.reason))

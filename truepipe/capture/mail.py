@@ -167,8 +167,10 @@ def _walk(msg: Message, texts: list[str], htmls: list[str], attachments: list[di
         if disposition == "attachment" or filename or not ctype.startswith("text/"):
             raw = part.get_payload()
             size = len(raw) if isinstance(raw, str | bytes) else 0
-            if part.get("Content-Transfer-Encoding", "").lower() == "base64":
-                size = size * 3 // 4
+            if size and part.get("Content-Transfer-Encoding", "").lower() == "base64":
+                # The decoded size, without decoding: line breaks and padding do not count.
+                text = raw if isinstance(raw, str) else raw.decode("ascii", "replace")
+                size = (size - text.count("\n") - text.count("\r")) * 3 // 4 - text.rstrip()[-2:].count("=")
             attachments.append({"name": decode(filename) if filename else "", "type": ctype, "size": size})
         elif ctype == "text/html":
             htmls.append(_part_text(part))

@@ -1,0 +1,149 @@
+"""Real mail is messy: every message is either read whole or rejected with a reason."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from tests.capture_helpers import message, write_mbox
+from truepipe.activities.models import Activity
+from truepipe.capture.mail import Unreadable, read_message
+from truepipe.capture.models import CapturedItem, ItemStatus
+
+MAIL = Path(__file__).parent / "data" / "mail"
+
+
+def read(name: str):
+    return read_message((MAIL / name).read_bytes())
+
+
+def test_encoded_words_in_any_charset_are_decoded_in_names_and_subjects():
+    parsed = read("encoded-headers.eml")
+
+    assert parsed.sender == ("Jürgen Müller", "juergen@acme.example")
+    assert parsed.subject == "Angebot für die Verlängerung (Übersicht)"
+    assert "Grüße aus München" in parsed.body
+
+
+def test_a_nested_multipart_gives_its_plain_text_and_describes_its_attachments_without_keeping_them():
+    parsed = read("nested-multipart.eml")
+
+    assert parsed.body == "Here is the signed order form."
+    assert [(a["name"], a["type"]) for a in parsed.attachments] == [
+        ("", "image/png"),
+        ("order-form.pdf", "application/pdf"),
+    ]
+    assert all(a["size"] > 0 for a in parsed.attachments)
+    assert parsed.occurred_at == dt.datetime(2026, 11, 18, 21, 2, 11, tzinfo=dt.UTC)
+
+
+def test_an_unknown_charset_is_read_as_latin1_instead_of_failing():
+    parsed = read("unknown-charset.eml")
+
+    assert parsed.body.startswith("Café prices")
+    assert parsed.subject.startswith("Pricing")
+
+
+def test_an_html_only_mail_becomes_readable_text_without_scripts_or_styles():
+    parsed = read("html-only.eml")
+
+    assert parsed.body == "Agenda\n1. Pricing\xa0review\n2. Rollout & training"
+
+
+def test_a_missing_date_falls_back_to_the_delivery_stamp():
+    parsed = read("missing-date-with-received.eml")
+
+    assert parsed.occurred_at == dt.datetime(2026, 11, 16, 11, 20, tzinfo=dt.UTC)
+
+
+def test_a_date_that_cannot_be_read_anywhere_is_a_reason_to_reject():
+    with pytest.raises(Unreadable, match="no usable date"):
+        read("malformed-date.eml")
+
+
+def test_raw_utf8_headers_are_tolerated():
+    parsed = read("raw-8bit-headers.eml")
+
+    assert parsed.sender[1] == "zoe@acme.example"
+    assert "Naïve café" in parsed.body
+
+
+def test_a_message_without_message_id_gets_a_stable_content_key():
+    first, second = read("no-message-id.eml"), read("no-message-id.eml")
+
+    assert first.message_id.startswith("sha256:") and first.message_id == second.message_id
+
+
+def test_binary_junk_is_rejected_with_a_reason():
+    with pytest.raises(Unreadable):
+        read("not-an-email.eml")
+
+
+@pytest.mark.django_db
+def test_importing_the_messy_folder_logs_the_readable_ones_and_records_why_the_others_were_rejected(
+    org, tmp_path, capsys
+):
+    paths = sorted(str(p) for p in MAIL.glob("*.eml"))
+
+    call_command("import", "email", *paths, "--no-progress")
+
+    out, err = capsys.readouterr()
+    rejected = dict(CapturedItem.objects.filter(status=ItemStatus.REJECTED).values_list("origin", "reason"))
+    assert set(rejected) == {"malformed-date.eml", "not-an-email.eml"}
+    assert "no usable date" in rejected["malformed-date.eml"]
+    assert "rejected: malformed-date.eml" in err
+    assert Activity.objects.filter(owner=org.ravi).count() == 7
+    assert "7 logged" in out and "2 rejected" in out
+
+
+@pytest.mark.django_db
+def test_a_huge_attachment_is_described_not_stored(org, tmp_path):
+    mail = message("bea@acme.example", "ravi@truepipe.test", "The big deck")
+    mail.add_attachment(
+        b"\0" * (8 * 1024 * 1024), maintype="application", subtype="octet-stream", filename="deck.bin"
+    )
+    path = write_mbox(tmp_path / "big.mbox", [mail])
+
+    call_command("import", "email", str(path), "--no-progress")
+
+    item = CapturedItem.objects.get(subject="The big deck")
+    assert item.attachments == [
+        {
+            "name": "deck.bin",
+            "type": "application/octet-stream",
+            "size": pytest.approx(8 * 1024 * 1024, rel=0.01),
+        }
+    ]
+    assert len(item.activity.body) < 1000
+    assert base64.b64encode(b"\0" * 30).decode() not in item.activity.body
+
+
+@pytest.mark.django_db
+def test_an_item_the_database_refuses_is_rejected_alone_and_leaves_no_half_activity(org, monkeypatch):
+    from truepipe.capture.ingest import Ingest
+    from truepipe.capture.sources import from_bytes
+
+    good = message("ravi@truepipe.test", "bea@acme.example", "Fine")
+    bad = message("ravi@truepipe.test", "bea@acme.example", "Poison")
+    real = Ingest._store
+
+    def refuse_poison(self, plans):
+        if any(p.item.subject == "Poison" and p.status != ItemStatus.REJECTED for p in plans):
+            Activity.objects.create(
+                kind="email", subject="half", occurred_at=dt.datetime.now(dt.UTC), owner=org.ravi
+            )
+            raise RuntimeError("disk full")
+        return real(self, plans)
+
+    monkeypatch.setattr(Ingest, "_store", refuse_poison)
+    report = Ingest().run(from_bytes(m.as_bytes(), source="file", origin=m["Subject"]) for m in (good, bad))
+
+    assert report.counts["logged"] == 1 and report.counts["rejected"] == 1
+    assert not Activity.objects.filter(subject="half").exists()
+    assert CapturedItem.objects.get(subject="Poison").reason.startswith(
+        "could not be stored (RuntimeError: disk full"
+    )
