@@ -165,11 +165,17 @@ class Ingest:
 
     # -- the run ---------------------------------------------------------------------------------
 
-    def run(self, items: Iterable[Incoming], progress=None) -> Report:  # type: ignore[no-untyped-def]
+    def run(self, items: Iterable[Incoming], progress=None, after_batch=None) -> Report:  # type: ignore[no-untyped-def]
+        """`after_batch(chunk)`, if given, runs inside each batch's transaction (a source's read position)."""
         iterator: Iterator[Incoming] = iter(items)
         while chunk := list(islice(iterator, self.batch)):
             self.report.seen += len(chunk)
-            self._chunk(chunk)
+            if after_batch is None:
+                self._chunk(chunk)
+            else:
+                with transaction.atomic():
+                    self._chunk(chunk)
+                    after_batch(chunk)
             if progress is not None:
                 progress(len(chunk))
         return self.report

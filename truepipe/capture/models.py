@@ -34,6 +34,9 @@ class ItemStatus(models.TextChoices):
 class CapturedItem(models.Model):
     """One message or calendar occurrence that reached capture, and its outcome."""
 
+    # Read by its owner and their managers (and admins, execs); see core.visibility.
+    VISIBLE_BY = "owner"
+
     dedup_key = models.CharField(max_length=255, unique=True)
     kind = models.CharField(max_length=16, default="email")  # "email" or "meeting"
     source = models.CharField(max_length=16, choices=CaptureSource.choices)
@@ -145,6 +148,8 @@ class ProposalStatus(models.TextChoices):
 
 class ContactProposal(models.Model):
     """An unknown address at a known account's domain, proposed as a new contact."""
+
+    VISIBLE_BY = "proposed_to"
 
     email = models.EmailField(max_length=254, unique=True)
     display_name = models.CharField(max_length=200, blank=True)
