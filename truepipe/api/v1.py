@@ -31,6 +31,7 @@ from truepipe.api.accountability import (
 )
 from truepipe.api.accounts import accounts_router, contacts_router
 from truepipe.api.activities import router as activities_router
+from truepipe.api.capture import router as capture_router
 from truepipe.api.auth import JsonParser, SessionAuth, TokenAuth
 from truepipe.api.catalog import products_router, stages_router
 from truepipe.api.opportunities import router as opportunities_router
@@ -50,6 +51,7 @@ api.add_router("/opportunities", opportunities_router)
 api.add_router("/accounts", accounts_router)
 api.add_router("/contacts", contacts_router)
 api.add_router("/activities", activities_router)
+api.add_router("/capture", capture_router)
 api.add_router("/products", products_router)
 api.add_router("/stages", stages_router)
 api.add_router("/users", users_router)

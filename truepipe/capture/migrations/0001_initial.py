@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0002_contact_phones'),
+        ('accounts', '0001_initial'),
         ('activities', '0003_activity_activity_logged_at_idx_and_more'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

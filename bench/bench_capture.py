@@ -1,0 +1,291 @@
+"""Benchmark: ingest an mbox of customer mail against a large organisation.
+
+    python -m bench.bench_capture                                  # SQLite, fresh temporary TRUEPIPE_HOME
+    python -m bench.bench_capture --messages 100000 --contacts 100000 --opportunities 1000000
+    python -m bench.bench_capture --database-url postgresql://postgres@127.0.0.1:5432/truepipe_bench_capture
+    python -m bench.bench_capture --home /tmp/tp-capture --reuse   # keep the organisation between runs
+
+What it builds: an organisation by bench.datagen (reps, accounts, open deals; no activities),
+then one domain per account and --contacts contacts with an address at their account's domain,
+then an mbox of --messages messages written with the standard library:
+
+- 70% between a rep (rep{n}@bench.test, a user) and one or two known contacts of one account,
+  a third of them replies in a thread (In-Reply-To / References), bodies of 300-3,000 characters;
+- 8% with an unknown person at a known account's domain (proposed as contacts),
+- 8% with people at domains no account has (the shadow pipeline's raw material),
+- 6% among colleagues only (ignored), 4% HTML-only multipart with an attachment,
+- 2% RFC 2047 encoded names and subjects, 2% without any usable date (rejected).
+
+What it measures, in the same run:
+- baseline: a bare parse of the same mbox: `for message in mailbox.mbox(path)` (the standard
+  library's mbox reader and e-mail parser, every message fully parsed), messages/s;
+- ingest: `Ingest().run(read_paths(...))` — parse, match to users, contacts, accounts and deals,
+  write activities, participants, the ledger and touched domains through the service layer, and
+  the engine's incremental evaluation of every batch — messages/s and its ratio to the baseline;
+- again: the same mbox a second time (everything already captured: the dedup path).
+
+The aim: ingest at least half the bare-parse rate (ratio >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import mailbox
+import os
+import random
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROTECTED_DATABASES = {"postgres", "template0", "template1", "test"}
+
+
+def log(message: str) -> None:
+    print(f"[bench_capture] {message}", file=sys.stderr, flush=True)
+
+
+def prepare_database(url: str | None, home: Path) -> None:
+    os.environ["TRUEPIPE_HOME"] = str(home)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "truepipe.settings")
+    if not url:
+        os.environ.pop("TRUEPIPE_DATABASE_URL", None)
+        return
+    name = urlsplit(url).path.lstrip("/")
+    if not name or name in PROTECTED_DATABASES:
+        raise SystemExit(f"Refusing to use the database {name!r}: name a database for the benchmark.")
+    import psycopg
+
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["TRUEPIPE_DATABASE_URL"] = url
+
+
+def build_organisation(args: argparse.Namespace) -> None:
+    from django.core.management import call_command
+
+    from bench.datagen import Writer, generate
+
+    call_command("migrate", verbosity=0)
+    from truepipe.accounts.models import Account
+
+    if Account.objects.exists():
+        log("organisation already built (--reuse)")
+        return
+    started = time.perf_counter()
+    generate(reps=args.reps, accounts=args.accounts, opportunities=args.opportunities, activities=0)
+    writer = Writer()
+    first = writer.max_id("accounts_account") - args.accounts + 1
+    writer.insert(
+        "accounts_accountdomain",
+        ("account_id", "domain"),
+        ((first + i, f"acct{i}.example") for i in range(args.accounts)),
+        args.accounts,
+        "domains",
+    )
+    now = writer.ts(dt.datetime.now(dt.UTC))
+    first_contact = writer.max_id("accounts_contact") + 1
+    writer.insert(
+        "accounts_contact",
+        (
+            "id",
+            "first_name",
+            "last_name",
+            "title",
+            "phone",
+            "account_id",
+            "created_at",
+            "updated_at",
+            "version",
+        ),
+        (
+            (first_contact + j, "Contact", str(j), "", "", first + j % args.accounts, now, now, 1)
+            for j in range(args.contacts)
+        ),
+        args.contacts,
+        "contacts",
+    )
+    writer.insert(
+        "accounts_contactemail",
+        ("contact_id", "email"),
+        ((first_contact + j, f"c{j}@acct{j % args.accounts}.example") for j in range(args.contacts)),
+        args.contacts,
+        "contact e-mails",
+    )
+    writer.reset_sequences(["accounts_contact", "accounts_contactemail", "accounts_accountdomain"])
+    log(f"organisation built in {time.perf_counter() - started:.0f} s")
+
+
+WORDS = (
+    "pricing renewal contract rollout security review legal procurement budget timeline pilot "
+    "licences seats onboarding training integration kickoff proposal discount quarter sign-off"
+).split()
+
+
+def write_mbox(path: Path, args: argparse.Namespace) -> None:
+    """The test mbox, deterministic for a seed."""
+    rng = random.Random(args.seed)
+    box = mailbox.mbox(path)
+    start = dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC)
+    threads: list[EmailMessage] = []
+    box.lock()
+    for n in range(args.messages):
+        rep = f"rep{rng.randrange(args.reps)}@bench.test"
+        account = rng.randrange(args.accounts)
+        contacts_here = [j for j in range(account, args.contacts, args.accounts)][:3] or [0]
+        customer = [f"c{rng.choice(contacts_here)}@acct{account}.example"]
+        roll = rng.random()
+        if roll < 0.08:
+            customer.append(f"new{n}@acct{account}.example")
+        elif roll < 0.16:
+            customer = [f"buyer{n % 5000}@prospect{n % 9000}.example"]
+        elif roll < 0.22:
+            customer = []
+        msg = EmailMessage()
+        when = start + dt.timedelta(minutes=3 * n + rng.randrange(3))
+        subject = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} for account {account}"
+        reply_to = threads[rng.randrange(len(threads))] if threads and rng.random() < 0.25 else None
+        if reply_to is not None:
+            subject = "Re: " + str(reply_to["Subject"]).removeprefix("Re: ")
+            msg["In-Reply-To"] = reply_to["Message-ID"]
+            msg["References"] = reply_to["Message-ID"]
+        outgoing = rng.random() < 0.5
+        people = customer or [f"colleague{n % 50}@bench.test"]
+        if 0.22 <= roll < 0.24:
+            msg["From"] = f"=?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <{people[0]}>"
+            msg["To"] = rep
+            subject = f"=?utf-8?q?Angebot_f=C3=BCr_{account}?="
+        else:
+            msg["From"] = rep if outgoing else people[0]
+            msg["To"] = ", ".join(people) if outgoing else rep
+        msg["Subject"] = subject
+        if roll < 0.98:
+            msg["Date"] = format_datetime(when)
+        msg["Message-ID"] = f"<bench-{args.seed}-{n}@mail.bench.test>"
+        body = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(50, 500)))
+        if 0.24 <= roll < 0.28:
+            msg.set_content(f"<html><body><p>{body}</p></body></html>", subtype="html")
+            msg.add_attachment(
+                b"%PDF-1.4 " + bytes(rng.randrange(256) for _ in range(2000)),
+                maintype="application",
+                subtype="pdf",
+                filename="quote.pdf",
+            )
+        else:
+            msg.set_content(body)
+        if len(threads) < 5000:
+            threads.append(msg)
+        elif rng.random() < 0.1:
+            threads[rng.randrange(len(threads))] = msg
+        box.add(msg)
+    box.flush()
+    box.unlock()
+    box.close()
+    if args.messages:
+        # Undated messages: strip the separator lines' dates of the messages without a Date header.
+        data = path.read_bytes()
+        parts = data.split(b"\nFrom ")
+        fixed = [parts[0]]
+        for part in parts[1:]:
+            line, _, rest = part.partition(b"\n")
+            if b"\nDate: " not in rest.split(b"\n\n", 1)[0] and not rest.startswith(b"Date: "):
+                line = line.split(b" ", 1)[0]
+            fixed.append(line + b"\n" + rest)
+        path.write_bytes(b"\nFrom ".join(fixed))
+
+
+def bare_parse(path: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    count = 0
+    box = mailbox.mbox(path, create=False)
+    for message in box:
+        count += 1 if message is not None else 0
+    box.close()
+    return time.perf_counter() - started, count
+
+
+def ingest(path: Path):  # type: ignore[no-untyped-def]
+    from truepipe.capture.ingest import Ingest
+    from truepipe.capture.models import CaptureSource
+    from truepipe.capture.sources import read_paths
+
+    started = time.perf_counter()
+    report = Ingest().run(read_paths([path], source=CaptureSource.FILE))
+    return time.perf_counter() - started, report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--opportunities", type=int, default=50_000)
+    parser.add_argument("--reps", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite under --home).")
+    parser.add_argument("--home", type=Path, help="TRUEPIPE_HOME to use (default: a temporary directory).")
+    parser.add_argument("--reuse", action="store_true", help="Keep an organisation already built in --home.")
+    args = parser.parse_args(argv)
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="tp-bench-capture-"))
+    home.mkdir(parents=True, exist_ok=True)
+    prepare_database(args.database_url, home)
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    build_organisation(args)
+    path = home / f"bench-{args.messages}-{args.seed}.mbox"
+    if not path.exists():
+        started = time.perf_counter()
+        write_mbox(path, args)
+        log(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
+    from truepipe.capture.models import CapturedItem
+
+    if CapturedItem.objects.exists():
+        raise SystemExit("This database already captured mail: use a fresh --home (or drop --reuse).")
+
+    bare_s, count = bare_parse(path)
+    log(f"bare parse: {count} messages in {bare_s:.1f} s")
+    ingest_s, report = ingest(path)
+    log(f"ingest: {report.summary()}")
+    again_s, again = ingest(path)
+    bare_rate, ingest_rate, again_rate = count / bare_s, count / ingest_s, count / again_s
+
+    size = path.stat().st_size / 1e6
+    print()
+    print(
+        f"capture benchmark: {connection.vendor}, {count:,} messages ({size:.0f} MB), {args.contacts:,} "
+        f"contacts, {args.opportunities:,} deals, {args.reps:,} reps; load {os.getloadavg()[0]:.2f}"
+    )
+    print(f"{'':34}{'seconds':>10}{'msg/s':>10}{'vs bare':>10}")
+    rows = [
+        ("bare parse (mailbox + email)", bare_s, bare_rate),
+        ("ingest (match, write, evaluate)", ingest_s, ingest_rate),
+        ("again (all already captured)", again_s, again_rate),
+    ]
+    for label, seconds, rate in rows:
+        print(f"{label:34}{seconds:>10.1f}{rate:>10,.0f}{rate / bare_rate:>10.2f}")
+    counts = report.counts
+    print(
+        f"outcome: {counts['logged']:,} logged, {counts['triage']:,} triage, {counts['ignored']:,} ignored, "
+        f"{counts['rejected']:,} rejected; second run {again.counts['duplicate']:,} already captured"
+    )
+    ratio = ingest_rate / bare_rate
+    print(
+        f"SUMMARY {connection.vendor}: ingest {ingest_rate:,.0f} msg/s = {ratio:.2f}x the bare parse "
+        f"({bare_rate:,.0f} msg/s); aim >= 0.5"
+    )
+
+
+if __name__ == "__main__":
+    main()

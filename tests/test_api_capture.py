@@ -1,0 +1,131 @@
+"""/api/v1/capture: the same triage, proposals and uploads as the page, for scripts and apps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.capture_helpers import message
+from tests.conftest import stage
+from tests.test_api_support import api_as, assert_error
+from truepipe.accounts import services as account_services
+from truepipe.capture.ingest import Ingest
+from truepipe.capture.models import CapturedItem, ContactProposal, ItemStatus
+from truepipe.capture.sources import from_bytes
+from truepipe.core.models import Via
+from truepipe.pipeline import services as pipeline_services
+
+pytestmark = pytest.mark.django_db
+BASE = "/api/v1/capture"
+
+
+def capture(*messages):
+    return Ingest().run(from_bytes(m.as_bytes(), source="file", origin=m["Subject"]) for m in messages)
+
+
+@pytest.fixture
+def upsell(org):
+    account_services.create_contact(
+        org.ravi,
+        first_name="Bea",
+        last_name="Buyer",
+        account=org.acme,
+        emails=["bea@acme.example"],
+        via=Via.FORM,
+    )
+    return pipeline_services.create_opportunity(
+        org.ravi,
+        name="Acme upsell",
+        account=org.acme,
+        stage=stage("Proposal"),
+        amount=Decimal(5000),
+        close_date=org.ravi_open.close_date,
+        via=Via.FORM,
+    )
+
+
+def test_ravi_lists_his_triage_and_chooses_the_deal(org, upsell):
+    capture(message("ravi@truepipe.test", "bea@acme.example", "API triage"))
+    api = api_as(org.ravi)
+
+    listed = api.get(f"{BASE}/items", status="triage").json()
+    item = listed["items"][0]
+    assert item["subject"] == "API triage" and set(item["candidates"]) == {org.ravi_open.pk, upsell.pk}
+
+    decided = api.post(f"{BASE}/items/{item['id']}/triage", {"opportunity": upsell.pk})
+
+    assert decided.status_code == 200
+    assert decided.json()["status"] == "logged"
+    assert decided.json()["opportunity"] == {"id": upsell.pk, "name": "Acme upsell"}
+
+
+def test_choosing_a_deal_of_someone_else_is_404_and_changes_nothing(org, upsell):
+    capture(message("ravi@truepipe.test", "bea@acme.example", "Not Owen's deal"))
+    item = CapturedItem.objects.get(subject="Not Owen's deal")
+
+    assert_error(
+        api_as(org.ravi).post(f"{BASE}/items/{item.pk}/triage", {"opportunity": org.owen_open.pk}), 404
+    )
+    assert_error(api_as(org.owen).post(f"{BASE}/items/{item.pk}/triage", {"opportunity": None}), 404)
+    item.refresh_from_db()
+    assert item.status == ItemStatus.TRIAGE
+
+
+def test_a_decided_item_cannot_be_decided_again(org, upsell):
+    capture(message("ravi@truepipe.test", "bea@acme.example", "Twice decided"))
+    item = CapturedItem.objects.get(subject="Twice decided")
+    api = api_as(org.ravi)
+    api.post(f"{BASE}/items/{item.pk}/triage", {"opportunity": None})
+
+    assert_error(api.post(f"{BASE}/items/{item.pk}/triage", {"opportunity": upsell.pk}), 400)
+
+
+def test_ravi_accepts_a_proposed_contact_with_his_own_spelling(org):
+    capture(message("ravi@truepipe.test", "carl@acme.example", "Hello Carl"))
+    proposal = ContactProposal.objects.get(email="carl@acme.example")
+    api = api_as(org.ravi)
+
+    assert [p["email"] for p in api.get(f"{BASE}/proposals").json()["items"]] == ["carl@acme.example"]
+    response = api.post(
+        f"{BASE}/proposals/{proposal.pk}",
+        {"decision": "accept", "first_name": "Carl", "last_name": "Carlsson"},
+    )
+
+    assert response.status_code == 200
+    proposal.refresh_from_db()
+    assert (proposal.contact.last_name, proposal.status) == ("Carlsson", "accepted")
+
+
+def test_ravi_uploads_an_eml_file(org):
+    mail = message("ravi@truepipe.test", "bea@acme.example", "Uploaded by API")
+    api = api_as(org.ravi)
+
+    response = api.client.post(
+        f"{BASE}/uploads", {"file": SimpleUploadedFile("x.eml", mail.as_bytes())}, **api.headers
+    )
+
+    assert response.status_code == 201
+    assert response.json()["counts"] == {"logged": 1}
+    assert CapturedItem.objects.get(subject="Uploaded by API").owner == org.ravi
+
+
+def test_dana_from_delivery_cannot_upload(org):
+    api = api_as(org.dana)
+
+    response = api.client.post(
+        f"{BASE}/uploads", {"file": SimpleUploadedFile("x.eml", b"From: a@b.c\n\nx")}, **api.headers
+    )
+
+    assert_error(response, 403)
+
+
+def test_an_unknown_status_filter_is_a_400_with_a_message(org):
+    assert_error(api_as(org.ravi).get(f"{BASE}/items", status="lost"), 400)
+
+
+def test_capture_is_in_the_openapi_document(org):
+    paths = api_as(org.ravi).get("/api/v1/openapi.json").json()["paths"]
+
+    assert {f"{BASE}/items", f"{BASE}/items/{{id}}/triage", f"{BASE}/uploads"} <= set(paths)
