@@ -50,7 +50,7 @@ from truepipe.capture.models import (
 from truepipe.core.errors import ServiceError
 from truepipe.core.models import Via
 from truepipe.core.permissions import require_assignable
-from truepipe.core.visibility import visible
+from truepipe.core.visibility import open_deal_owners
 from truepipe.pipeline.models import Opportunity, StageKind
 
 # Public mail services: an address there says nothing about which company a person is from.
@@ -162,6 +162,7 @@ class Ingest:
         self._seen: set[str] = set()
         self._thread_deals: dict[str, int] = {}
         self._users: dict[int, Any] = {}
+        self._scopes: dict[int, set[int] | None] = {}
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -334,56 +335,89 @@ class Ingest:
 
     def _owner(self, user_id: int):  # type: ignore[no-untyped-def]
         if user_id not in self._users:
-            self._users[user_id] = get_user_model().objects.select_related("profile").get(pk=user_id)
+            self._load_owners({user_id})
         return self._users[user_id]
 
+    def _load_owners(self, ids: set[int]) -> None:
+        missing = ids - set(self._users)
+        if missing:
+            found = get_user_model().objects.select_related("profile").in_bulk(missing)
+            for pk in missing:
+                user = found.get(pk)
+                self._users[pk] = user
+                self._scopes[pk] = open_deal_owners(user) if user is not None else set()
+
     def _choose_deals(self, plans: list[_Plan], accounts_of: dict[int, set[int]]) -> None:
-        by_owner: dict[int, list[int]] = {}
-        for index, plan in enumerate(plans):
-            if plan.status == ItemStatus.LOGGED and plan.owner_id is not None:
-                by_owner.setdefault(plan.owner_id, []).append(index)
-        for owner_id, indexes in by_owner.items():
-            owner = self._owner(owner_id)
-            accounts = {a for i in indexes for a in accounts_of[i]}
-            threaded = {
-                deal
-                for i in indexes
-                for key in [plans[i].item.thread_key, *(f"msg:{r}" for r in plans[i].item.references)]
-                if (deal := self._thread_deals.get(key)) is not None
-            }
-            open_deals: dict[int, int] = {}  # deal -> account, most recently active first
-            if accounts or threaded:
-                rows = (
-                    visible(owner, Opportunity)
-                    .filter(Q(account_id__in=accounts) | Q(pk__in=threaded), stage__kind=StageKind.OPEN)
-                    .order_by("-updated_at", "-pk")
-                    .values_list("pk", "account_id")
+        """Every plan's deal from one query: the open deals at the batch's accounts and threads.
+
+        Each owner then keeps the deals they may see (`open_deal_owners`), most recently active first.
+        """
+        indexes = [i for i, p in enumerate(plans) if p.status == ItemStatus.LOGGED and p.owner_id is not None]
+        if not indexes:
+            return
+        self._load_owners({plans[i].owner_id for i in indexes})  # type: ignore[misc]
+        accounts = {a for i in indexes for a in accounts_of[i]}
+        keys_of = {
+            i: [plans[i].item.thread_key, *(f"msg:{r}" for r in reversed(plans[i].item.references))]
+            for i in indexes
+        }
+        threaded = {
+            d for keys in keys_of.values() for k in keys if (d := self._thread_deals.get(k)) is not None
+        }
+        deals: list[tuple[int, int | None, int]] = []
+        if accounts or threaded:
+            deals = list(
+                Opportunity.objects.filter(
+                    Q(account_id__in=accounts) | Q(pk__in=threaded),
+                    stage__kind=StageKind.OPEN,
+                    deleted_at__isnull=True,
                 )
-                open_deals = dict(rows)
-            for i in indexes:
-                plan = plans[i]
-                keys = [plan.item.thread_key, *(f"msg:{r}" for r in reversed(plan.item.references))]
-                thread_deal = next(
-                    (d for k in keys if (d := self._thread_deals.get(k)) is not None and d in open_deals),
-                    None,
-                )
-                accounts = accounts_of[i]
-                if thread_deal is not None:
-                    plan.opportunity_id = thread_deal
-                    plan.account_id = open_deals[thread_deal]
-                else:
-                    candidates = [d for d, a in open_deals.items() if a in accounts]
-                    if len(candidates) == 1:
-                        plan.opportunity_id = candidates[0]
-                        plan.account_id = open_deals[candidates[0]]
-                    elif candidates:
-                        plan.status, plan.reason = ItemStatus.TRIAGE, "several open deals"
-                        plan.candidates = candidates[:10]
-                    if plan.account_id is None and len(accounts) == 1:
-                        plan.account_id = next(iter(accounts))
-                if plan.opportunity_id is not None and plan.item.thread_key:
+                .order_by("-updated_at", "-pk")
+                .values_list("pk", "account_id", "owner_id")
+            )
+        by_account: dict[int | None, list[tuple[int, int]]] = {}
+        deal_account: dict[int, tuple[int | None, int]] = {}
+        for pk, account_id, owner_id in deals:
+            by_account.setdefault(account_id, []).append((pk, owner_id))
+            deal_account[pk] = (account_id, owner_id)
+        for i in indexes:
+            plan = plans[i]
+            scope = self._scopes[plan.owner_id]  # type: ignore[index]
+
+            def sees(owner_id: int, scope: set[int] | None = scope) -> bool:
+                return scope is None or owner_id in scope
+
+            thread_deal = next(
+                (
+                    d
+                    for k in keys_of[i]
+                    if (d := self._thread_deals.get(k)) is not None
+                    and d in deal_account
+                    and sees(deal_account[d][1])
+                ),
+                None,
+            )
+            here = accounts_of[i]
+            if thread_deal is not None:
+                plan.opportunity_id = thread_deal
+                plan.account_id = deal_account[thread_deal][0]
+            else:
+                candidates = [pk for a in here for pk, owner_id in by_account.get(a, ()) if sees(owner_id)]
+                if len(here) > 1:  # several accounts: most recently active first across them
+                    order = {pk: n for n, (pk, *_) in enumerate(deals)}
+                    candidates.sort(key=order.__getitem__)
+                if len(candidates) == 1:
+                    plan.opportunity_id = candidates[0]
+                    plan.account_id = deal_account[candidates[0]][0]
+                elif candidates:
+                    plan.status, plan.reason = ItemStatus.TRIAGE, "several open deals"
+                    plan.candidates = candidates[:10]
+                if plan.account_id is None and len(here) == 1:
+                    plan.account_id = next(iter(here))
+            if plan.opportunity_id is not None:
+                if plan.item.thread_key:
                     self._thread_deals[plan.item.thread_key] = plan.opportunity_id
-                    self._thread_deals[plan.item.dedup_key] = plan.opportunity_id
+                self._thread_deals[plan.item.dedup_key] = plan.opportunity_id
 
     def _propose(self, proposals: dict[str, tuple[int, int | None, str, dt.datetime]]) -> None:
         if not proposals:

@@ -3,6 +3,7 @@ from django.urls import path
 
 from truepipe.web.views import accountability as accountability_views
 from truepipe.web.views import accounts, activities, board, opportunities, pipeline, policy, search
+from truepipe.web.views import capture as capture_views
 from truepipe.web.views import notifications as notification_views
 from truepipe.web.views import scorecard as scorecard_views
 from truepipe.web.views import today as today_views
@@ -40,6 +41,12 @@ urlpatterns = [
     path("policy/acknowledge/", accountability_views.policy_acknowledge, name="policy-acknowledge"),
     path("accountability/", accountability_views.accountability_page, name="accountability"),
     path("notifications/", notification_views.notifications_page, name="notifications"),
+    path("capture/", capture_views.capture_page, name="capture"),
+    path("capture/upload/", capture_views.capture_upload, name="capture-upload"),
+    path("capture/settings/", capture_views.capture_settings, name="capture-settings"),
+    path("capture/triage/<int:pk>/", capture_views.triage_decide, name="capture-triage"),
+    path("capture/proposals/<int:pk>/", capture_views.proposal_decide, name="capture-proposal"),
+    path("capture/items/<int:pk>/private/", capture_views.capture_private, name="capture-private"),
     path("accountability/offenses/<int:pk>/", accountability_views.offense_detail, name="offense"),
     path("accountability/fairness/", accountability_views.fairness_page, name="fairness"),
     *[
