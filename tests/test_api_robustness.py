@@ -95,6 +95,8 @@ def body_properties(method: str, path: str) -> list[str]:
     body = operation.get("requestBody")
     if not body:
         return []
+    if "application/json" not in body["content"]:  # a file upload (multipart): no JSON properties
+        return []
     ref = body["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
     return list(SCHEMA["components"]["schemas"][ref].get("properties", {}))
 

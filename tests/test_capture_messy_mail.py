@@ -147,3 +147,42 @@ def test_an_item_the_database_refuses_is_rejected_alone_and_leaves_no_half_activ
     assert CapturedItem.objects.get(subject="Poison").reason.startswith(
         "could not be stored (RuntimeError: disk full"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Tue, 17 Nov 2026 08:15:00 +0100",
+        "17 Nov 2026 08:15 -0530",
+        "Wed, 1 Jul 2026 23:59:59 +0000 (UTC)",
+        "Mon, 2 Feb 2026 07:00:00 -0000",
+        "Thu, 31 Dec 2026 10:00:00 +1400",
+    ],
+)
+def test_the_quick_date_reader_agrees_with_the_standard_library(value):
+    from email.utils import parsedate_to_datetime
+
+    from truepipe.capture.mail import parse_date
+
+    expected = parsedate_to_datetime(value)
+    assert parse_date(value) == (expected if expected.tzinfo else expected.replace(tzinfo=dt.UTC))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bea Buyer <bea@acme.example>, carl@acme.example",
+        '"Buyer, Bea" <bea@acme.example>',
+        "bea@acme.example (Bea at work)",
+        "undisclosed-recipients:;",
+        "Team: a@x.example, b@x.example;",
+        "  <bare@acme.example>  ",
+    ],
+)
+def test_the_quick_address_reader_agrees_with_the_standard_library(value):
+    from email.utils import getaddresses
+
+    from truepipe.capture.mail import _split_addresses
+
+    expected = [(n, a) for n, a in getaddresses([value]) if a]
+    assert [(n, a) for n, a in _split_addresses([value]) if a] == expected
