@@ -186,3 +186,35 @@ def test_the_quick_address_reader_agrees_with_the_standard_library(value):
 
     expected = [(n, a) for n, a in getaddresses([value]) if a]
     assert [(n, a) for n, a in _split_addresses([value]) if a] == expected
+
+
+def test_the_streaming_mbox_reader_gives_the_same_messages_as_the_standard_library(tmp_path):
+    import mailbox
+
+    from truepipe.capture.sources import mbox_messages
+
+    first = message("ravi@truepipe.test", "bea@acme.example", "One", "From the start\n>From quoted\n")
+    second = message("bea@acme.example", "ravi@truepipe.test", "Two", "Last line\n\n")
+    path = write_mbox(tmp_path / "two.mbox", [first, second])
+
+    ours = [raw for _, raw in mbox_messages(path)]
+    box = mailbox.mbox(path)
+    theirs = [box.get_bytes(key) for key in box.iterkeys()]
+
+    assert ours == theirs and len(ours) == 2
+
+
+def test_an_mbox_read_with_a_helper_process_gives_the_same_items_in_the_same_order(tmp_path):
+    from truepipe.capture.sources import read_mbox
+
+    mails = [message("ravi@truepipe.test", "bea@acme.example", f"Mail {n}") for n in range(7)]
+    mails[3].replace_header("Date", "not a date")
+    path = write_mbox(tmp_path / "seven.mbox", mails)
+
+    alone = list(read_mbox(path, source="file", parallel=False))
+    helped = list(read_mbox(path, source="file", parallel=True))
+
+    assert [(i.dedup_key, i.subject, i.origin, i.occurred_at) for i in helped] == [
+        (i.dedup_key, i.subject, i.origin, i.occurred_at) for i in alone
+    ]
+    assert [i.subject for i in alone][:3] == ["Mail 0", "Mail 1", "Mail 2"]

@@ -38,6 +38,7 @@ from django.utils import timezone
 from truepipe.accounts.models import ContactEmail
 from truepipe.activities import services as activity_services
 from truepipe.activities.models import ActivityKind, ActivitySource
+from truepipe.capture.items import Incoming
 from truepipe.capture.models import (
     CaptureAddress,
     CapturedItem,
@@ -60,29 +61,6 @@ FREE_MAIL = frozenset(
     "163.com 126.com fastmail.com zoho.com".split()
 )
 BATCH = 1000
-
-
-@dataclass
-class Incoming:
-    """One message or meeting occurrence, as a source read it."""
-
-    dedup_key: str
-    kind: str  # ActivityKind.EMAIL or ActivityKind.MEETING
-    source: str  # CaptureSource
-    occurred_at: dt.datetime | None = None
-    subject: str = ""
-    body: str = ""
-    sender: str = ""  # the sender's address, lower-case ("" for a meeting without organiser)
-    participants: list[tuple[str, str]] = field(default_factory=list)  # (name, address), sender included
-    thread_key: str = ""
-    references: list[str] = field(default_factory=list)
-    owner_id: int | None = None  # the mailbox's, feed's or forwarding rep's user; else found from addresses
-    origin: str = ""
-    size: int = 0
-    attachments: list[dict[str, Any]] = field(default_factory=list)
-    sequence: int = 0
-    cancelled: bool = False
-    rejected: str = ""  # why it could not be read; the item is recorded as rejected
 
 
 @dataclass
@@ -172,7 +150,8 @@ class _Plan:
     owner_id: int | None = None
     opportunity_id: int | None = None
     account_id: int | None = None
-    contacts: list[int] = field(default_factory=list)
+    customers: list[str] = field(default_factory=list)  # the customers' addresses
+    contacts: list[int] = field(default_factory=list)  # those of them that are contacts
     domains: list[str] = field(default_factory=list)
     candidates: list[int] = field(default_factory=list)
 
@@ -190,6 +169,7 @@ class Ingest:
         self._thread_deals: dict[str, int] = {}
         self._users: dict[int, Any] = {}
         self._scopes: dict[int, set[int] | None] = {}
+        self._proposals: dict[str, tuple[int, int | None, str, dt.datetime | None]] = {}
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -291,14 +271,14 @@ class Ingest:
                     plan.status, plan.reason = ItemStatus.IGNORED, "personal domain (excluded)"
                 else:
                     plan.domains = list(dict.fromkeys(domain_of(a) for a in customers))
-                    plan.contacts = customers  # addresses for now; contact ids below
+                    plan.customers = customers
                     pending.append(plan)
         if pending:
             self._match(pending)
         return plans
 
     def _match(self, plans: list[_Plan]) -> None:
-        addresses = {a for plan in plans for a in plan.contacts}
+        addresses = {a for plan in plans for a in plan.customers}
         domains = {d for plan in plans for d in plan.domains}
         contacts = {
             email: (contact_id, account_id)
@@ -324,7 +304,7 @@ class Ingest:
         )
         self._remember_threads(plans)
         names = {a: n for plan in plans for n, a in plan.item.participants}
-        proposals: dict[str, tuple[int, int | None, str, dt.datetime]] = {}
+        proposals: dict[str, tuple[int, int | None, str, dt.datetime | None]] = {}
         accounts_of: dict[int, set[int]] = {}
         for index, plan in enumerate(plans):
             if (plan.owner_id, plan.item.thread_key) in private:
@@ -332,7 +312,7 @@ class Ingest:
                 continue
             accounts: set[int] = set()
             ids: list[int] = []
-            for address in plan.contacts:
+            for address in plan.customers:
                 found = contacts.get(address)
                 if found is not None:
                     ids.append(found[0])
@@ -351,7 +331,7 @@ class Ingest:
             plan.contacts = ids
             accounts_of[index] = accounts
         self._choose_deals(plans, accounts_of)
-        self._propose(proposals)
+        self._proposals = proposals
 
     def _remember_threads(self, plans: list[_Plan]) -> None:
         """The deals earlier messages of these conversations were logged on."""
@@ -457,11 +437,6 @@ class Ingest:
                     self._thread_deals[plan.item.thread_key] = plan.opportunity_id
                 self._thread_deals[plan.item.dedup_key] = plan.opportunity_id
 
-    def _propose(self, proposals: dict[str, tuple[int, int | None, str, dt.datetime]]) -> None:
-        if not proposals:
-            return
-        self._proposals = proposals
-
     # -- storing -----------------------------------------------------------------------------------
 
     def _store(self, plans: list[_Plan]) -> None:
@@ -538,7 +513,7 @@ class Ingest:
         self._store_proposals(now)
 
     def _store_proposals(self, now: dt.datetime) -> None:
-        proposals = getattr(self, "_proposals", None)
+        proposals = self._proposals
         if not proposals:
             return
         self._proposals = {}
@@ -558,8 +533,8 @@ class Ingest:
                     account_id=account_id,
                     proposed_to_id=owner_id,
                     display_name=name[:200],
-                    first_seen=when,
-                    last_seen=when,
+                    first_seen=when or now,
+                    last_seen=when or now,
                 )
                 for email, (account_id, owner_id, name, when) in proposals.items()
                 if email not in known and email not in taken

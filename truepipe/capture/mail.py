@@ -232,7 +232,11 @@ def _walk(msg: Message, texts: list[str], htmls: list[str], attachments: list[di
         if disposition == "attachment" or filename or not ctype.startswith("text/"):
             raw = part.get_payload()
             size = len(raw) if isinstance(raw, str | bytes) else 0
-            if size and part.get("Content-Transfer-Encoding", "").lower() == "base64":
+            if (
+                isinstance(raw, str | bytes)
+                and size
+                and part.get("Content-Transfer-Encoding", "").lower() == "base64"
+            ):
                 # The decoded size, without decoding: line breaks and padding do not count.
                 text = raw if isinstance(raw, str) else raw.decode("ascii", "replace")
                 size = (size - text.count("\n") - text.count("\r")) * 3 // 4 - text.rstrip()[-2:].count("=")
@@ -309,7 +313,7 @@ def forwarded_original(msg: Message) -> Message | None:
     for part in msg.walk():
         if part.get_content_type() == "message/rfc822":
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
     return None
 

@@ -78,7 +78,7 @@ def capture_upload(request: HttpRequest) -> HttpResponse:
     owner_id = user.pk if role_of(user) == Role.REP else None
     for upload in files:
         try:
-            report = ingest_file(user, upload.name, upload.chunks(), owner_id=owner_id)
+            report = ingest_file(user, upload.name or "upload", upload.chunks(), owner_id=owner_id)
         except ServiceError as exc:
             messages.error(request, exc.message)
             continue
