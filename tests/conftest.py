@@ -185,3 +185,16 @@ def org(db):
         ravi_won=ravi_won,
         owen_open=owen_open,
     )
+
+
+@pytest.fixture
+def acme_buyer(org):
+    """Bea Buyer, Ravi's contact at Acme (bea@acme.example): the customer in capture tests."""
+    return account_services.create_contact(
+        org.ravi,
+        first_name="Bea",
+        last_name="Buyer",
+        account=org.acme,
+        emails=["bea@acme.example"],
+        via=Via.FORM,
+    )

@@ -10,29 +10,15 @@ import pytest
 from django.test import override_settings
 
 from tests.capture_helpers import message
-from truepipe.accounts import services as account_services
 from truepipe.activities.models import Activity
 from truepipe.capture.dropbox import Refused, controller, receive
 from truepipe.capture.models import CaptureAddress, CapturedItem
-from truepipe.core.models import Via
 
 LOG = "log@truepipe.localhost"
 
 
-@pytest.fixture
-def bea(org):
-    return account_services.create_contact(
-        org.ravi,
-        first_name="Bea",
-        last_name="Buyer",
-        account=org.acme,
-        emails=["bea@acme.example"],
-        via=Via.FORM,
-    )
-
-
 @pytest.mark.django_db
-def test_a_mail_ravi_bccs_to_the_drop_box_is_logged_on_his_deal(org, bea):
+def test_a_mail_ravi_bccs_to_the_drop_box_is_logged_on_his_deal(org, acme_buyer):
     mail = message("ravi@truepipe.test", "bea@acme.example", "Next steps")
 
     receive(mail.as_bytes(), "ravi@truepipe.test")
@@ -42,7 +28,7 @@ def test_a_mail_ravi_bccs_to_the_drop_box_is_logged_on_his_deal(org, bea):
 
 
 @pytest.mark.django_db
-def test_a_customer_mail_ravi_forwards_as_an_attachment_is_logged_as_the_original(org, bea):
+def test_a_customer_mail_ravi_forwards_as_an_attachment_is_logged_as_the_original(org, acme_buyer):
     original = message("Bea Buyer <bea@acme.example>", "ravi@truepipe.test", "We are ready to sign")
     forward = EmailMessage()
     forward["From"] = "ravi@truepipe.test"
@@ -56,11 +42,11 @@ def test_a_customer_mail_ravi_forwards_as_an_attachment_is_logged_as_the_origina
     activity = Activity.objects.get(subject="We are ready to sign")
     assert activity.owner == org.ravi
     assert activity.occurred_at == original_date(original)
-    assert list(activity.participants.all()) == [bea]
+    assert list(activity.participants.all()) == [acme_buyer]
 
 
 @pytest.mark.django_db
-def test_an_inline_forward_is_logged_with_the_quoted_sender_date_and_subject(org, bea):
+def test_an_inline_forward_is_logged_with_the_quoted_sender_date_and_subject(org, acme_buyer):
     body = (
         "see below\n\n---------- Forwarded message ---------\n"
         "From: Bea Buyer <bea@acme.example>\nDate: Mon, 23 Nov 2026 14:05:00 +0000\n"
@@ -77,7 +63,7 @@ def test_an_inline_forward_is_logged_with_the_quoted_sender_date_and_subject(org
 
 
 @pytest.mark.django_db
-def test_a_sender_who_is_not_registered_is_refused(org, bea):
+def test_a_sender_who_is_not_registered_is_refused(org, acme_buyer):
     mail = message("mallory@evil.example", "bea@acme.example", "Spoof")
 
     with pytest.raises(Refused, match="550 5.7.1"):
@@ -86,7 +72,7 @@ def test_a_sender_who_is_not_registered_is_refused(org, bea):
 
 
 @pytest.mark.django_db
-def test_an_envelope_of_ravi_with_a_from_header_of_someone_else_is_refused(org, bea):
+def test_an_envelope_of_ravi_with_a_from_header_of_someone_else_is_refused(org, acme_buyer):
     mail = message("bea@acme.example", "ravi@truepipe.test", "Pretending")
 
     with pytest.raises(Refused, match="From header"):
@@ -94,7 +80,7 @@ def test_an_envelope_of_ravi_with_a_from_header_of_someone_else_is_refused(org, 
 
 
 @pytest.mark.django_db
-def test_a_registered_second_address_of_ravi_is_accepted(org, bea):
+def test_a_registered_second_address_of_ravi_is_accepted(org, acme_buyer):
     CaptureAddress.objects.create(user=org.ravi, email="ravi.rao@mobile.example")
     mail = message("ravi.rao@mobile.example", "bea@acme.example", "From my phone")
 
@@ -110,7 +96,7 @@ def free_port() -> int:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keep the stages
-def test_over_real_smtp_the_drop_box_logs_bccd_mail_and_bounces_strangers(org, bea):
+def test_over_real_smtp_the_drop_box_logs_bccd_mail_and_bounces_strangers(org, acme_buyer):
     port = free_port()
     server = controller("127.0.0.1", port)
     server.start()
@@ -136,7 +122,7 @@ def test_over_real_smtp_the_drop_box_logs_bccd_mail_and_bounces_strangers(org, b
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keep the stages
 @override_settings(TRUEPIPE_DROPBOX_MAX_SIZE=50_000)
-def test_the_drop_box_refuses_a_message_over_the_size_limit(org, bea):
+def test_the_drop_box_refuses_a_message_over_the_size_limit(org, acme_buyer):
     port = free_port()
     server = controller("127.0.0.1", port)
     server.start()

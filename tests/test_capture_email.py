@@ -10,7 +10,6 @@ from django.core.management import call_command
 
 from tests.capture_helpers import message, write_eml, write_mbox
 from tests.conftest import stage
-from truepipe.accounts import services as account_services
 from truepipe.activities.models import Activity, ActivitySource
 from truepipe.capture.ingest import Ingest
 from truepipe.capture.models import CapturedItem, CaptureSource, ContactProposal, ItemStatus, TouchDomain
@@ -19,18 +18,6 @@ from truepipe.core.models import Via
 from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def acme_buyer(org):
-    return account_services.create_contact(
-        org.ravi,
-        first_name="Bea",
-        last_name="Buyer",
-        account=org.acme,
-        emails=["bea@acme.example"],
-        via=Via.FORM,
-    )
 
 
 @pytest.fixture

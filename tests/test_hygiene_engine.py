@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from tests import never_logged
 from tests.conftest import stage
 from truepipe.accounts.services import create_account
 from truepipe.activities.models import ActivityKind
@@ -200,6 +201,8 @@ def _reference(rule, ctx, row: dict) -> Finding:
             evidence=evidence,
         )
 
+    if key in never_logged.KEYS:
+        return never_logged.reference(rule, ctx, row, as_datetime)
     if key.startswith("stale_"):
         clock_at = as_datetime(row["clock"])
         days = (ctx.as_of - clock_at).days
@@ -505,6 +508,7 @@ def _generated_org(org, seed: int = 7) -> dt.datetime:
     update_stage(
         org.ada, stage("Proposal"), {"required_fields": ["account", "amount", "close_date", "next_step"]}
     )
+    never_logged.generate(org, moment)  # captured touches and contracts for the never-logged rules
     return moment
 
 

@@ -95,7 +95,9 @@ INSTALLED_APPS = [
     "truepipe.audit",
     "truepipe.accountability",
     "truepipe.notify",
+    "truepipe.oneline",
     "truepipe.capture",
+    "truepipe.contracts",
     # Background work: the nightly snapshot and evaluation (`truepipe worker`).
     "huey.contrib.djhuey",
 ]

@@ -105,3 +105,31 @@ class ContactEmail(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class PhoneKind(models.TextChoices):
+    WORK = "work", "Work"
+    CELL = "cell", "Mobile"
+    HOME = "home", "Home"
+    FAX = "fax", "Fax"
+    OTHER = "other", "Other"
+
+
+class ContactPhone(models.Model):
+    """One telephone number of a contact, in the contact's order of preference.
+
+    The first (lowest position) is mirrored in `Contact.phone`, which the CSV import/export and
+    the API keep using; accounts.services keeps the two in step.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="phones")
+    number = models.CharField(max_length=50)
+    kind = models.CharField(max_length=10, choices=PhoneKind.choices, default=PhoneKind.OTHER)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["contact", "position"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_kind_display()})"

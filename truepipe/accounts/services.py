@@ -12,7 +12,15 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from truepipe.accounts.models import Account, AccountChange, AccountDomain, Contact, ContactEmail
+from truepipe.accounts.models import (
+    Account,
+    AccountChange,
+    AccountDomain,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    PhoneKind,
+)
 from truepipe.core import hooks
 from truepipe.core.errors import InvalidInput, NotFound
 from truepipe.core.history import check_version, diff, history_rows
@@ -240,14 +248,89 @@ def _set_emails(contact: Contact, emails: list[str]) -> None:
     )
 
 
+Phones = Iterable[tuple[str, str]]
+
+
+def _clean_phones(phones: Phones) -> list[tuple[str, str]]:
+    """[(number, kind)] stripped, blank numbers dropped, a number listed twice kept once (first wins)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for number, kind in phones:
+        number = (number or "").strip()
+        kind = (kind or PhoneKind.OTHER).strip().lower()
+        if not number or number in seen:
+            continue
+        if len(number) > 50:
+            raise InvalidInput("Phone: at most 50 characters.", fields={"phones": "At most 50 characters."})
+        if kind not in PhoneKind.values:
+            raise InvalidInput(
+                f"{kind!r} is not a kind of phone: use one of {', '.join(PhoneKind.values)}.",
+                fields={"phones": f"Unknown kind {kind!r}."},
+            )
+        seen.add(number)
+        out.append((number, kind))
+    return out
+
+
+def _phones_with_primary(values: dict[str, Any], phones: Phones | None, current: list[tuple[str, str]]):
+    """The phone list to store, and `values["phone"]` set to its first number (the primary).
+
+    `phones` given: it is the new list, and a `phone` given alongside must be its first number.
+    Only `phone` given (the CSV import, the API, the form): it replaces the primary number,
+    keeping the primary's kind; a blank `phone` removes the primary and the next number moves up.
+    Neither: the list stays as it is.
+    """
+    if phones is not None:
+        wanted = _clean_phones(phones)
+        first = wanted[0][0] if wanted else ""
+        if values.get("phone") and values["phone"] != first:
+            raise InvalidInput(
+                "The phone must be the first of the phone numbers.", fields={"phone": "Not the first number."}
+            )
+    elif "phone" in values:
+        number = values["phone"]
+        if current and current[0][0] == number:
+            wanted = current
+        elif not number:
+            wanted = current[1:]
+        else:
+            kind = current[0][1] if current else PhoneKind.OTHER
+            wanted = [(number, kind), *(row for row in current[1:] if row[0] != number)]
+    else:
+        return current
+    values["phone"] = wanted[0][0] if wanted else ""
+    return wanted
+
+
+def _set_phones(contact: Contact, wanted: list[tuple[str, str]], current: list[tuple[str, str]]) -> bool:
+    if wanted == current:
+        return False
+    if current:
+        contact.phones.all().delete()
+    ContactPhone.objects.bulk_create(
+        ContactPhone(contact=contact, number=number, kind=kind, position=position)
+        for position, (number, kind) in enumerate(wanted)
+    )
+    return True
+
+
 def create_contact(
-    actor, *, via: str, emails: list[str] | None = None, at: datetime | None = None, **fields: Any
+    actor,
+    *,
+    via: str,
+    emails: list[str] | None = None,
+    phones: Phones | None = None,
+    at: datetime | None = None,
+    **fields: Any,
 ) -> Contact:
+    """A new contact. `phones` is [(number, kind), ...] in order of preference (kind: PhoneKind);
+    without it a `phone` field becomes the only number, of kind "other"."""
     require_create(actor)
     unknown = set(fields) - set(CONTACT_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}.")
     values = _validate_contact(fields)
+    wanted_phones = _phones_with_primary(values, phones, [])
     if not (values.get("first_name") or values.get("last_name") or emails):
         raise InvalidInput("A contact needs a name or an e-mail address.", fields={"last_name": "Required."})
     values.setdefault("owner", actor)
@@ -258,9 +341,12 @@ def create_contact(
         contact = Contact.objects.create(**values, created_at=at, updated_at=at)
         if emails:
             _set_emails(contact, emails)
+        written = set(values)
+        if _set_phones(contact, wanted_phones, []):
+            written.add("phones")
         hooks.emit(
             hooks.WriteEvent(
-                "contact", "create", [contact.pk], frozenset(values), getattr(actor, "pk", None), via, at
+                "contact", "create", [contact.pk], frozenset(written), getattr(actor, "pk", None), via, at
             )
         )
     return contact
@@ -275,7 +361,11 @@ def update_contact(
     expected_version: int | None = None,
     require_version: bool = False,
 ) -> Contact:
+    """Change a contact. `changes` may hold "emails" (the full new list) and "phones" (the full
+    new [(number, kind), ...] list; `phone` follows its first number)."""
+    changes = dict(changes)
     emails = changes.pop("emails", None) if "emails" in changes else None
+    phones = changes.pop("phones", None)
     unknown = set(changes) - set(CONTACT_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown or read-only field(s): {', '.join(sorted(unknown))}.")
@@ -293,9 +383,16 @@ def update_contact(
             require_assignable(actor, values["owner"])
         if "account" in values:
             require_visible(actor, values["account"], "account")
+        current_phones: list[tuple[str, str]] = []
+        if phones is not None or "phone" in values:
+            current_phones = list(obj.phones.values_list("number", "kind"))
+        wanted_phones = _phones_with_primary(values, phones, current_phones)
         changed = diff(obj, values)
         if emails is not None:
             _set_emails(obj, emails)
+        changed_fields = set(changed)
+        if _set_phones(obj, wanted_phones, current_phones):
+            changed_fields.add("phones")
         for name, (_, new) in changed.items():
             setattr(obj, name, new)
         obj.version += 1
@@ -303,7 +400,7 @@ def update_contact(
         obj.save()
         hooks.emit(
             hooks.WriteEvent(
-                "contact", "update", [obj.pk], frozenset(changed), getattr(actor, "pk", None), via, at
+                "contact", "update", [obj.pk], frozenset(changed_fields), getattr(actor, "pk", None), via, at
             )
         )
     return obj

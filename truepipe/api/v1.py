@@ -31,9 +31,11 @@ from truepipe.api.accountability import (
 )
 from truepipe.api.accounts import accounts_router, contacts_router
 from truepipe.api.activities import router as activities_router
-from truepipe.api.capture import router as capture_router
 from truepipe.api.auth import JsonParser, SessionAuth, TokenAuth
+from truepipe.api.capture import router as capture_router
 from truepipe.api.catalog import products_router, stages_router
+from truepipe.api.contracts import router as contracts_router
+from truepipe.api.oneline import router as oneline_router
 from truepipe.api.opportunities import router as opportunities_router
 from truepipe.api.people import tokens_router, users_router
 
@@ -51,6 +53,7 @@ api.add_router("/opportunities", opportunities_router)
 api.add_router("/accounts", accounts_router)
 api.add_router("/contacts", contacts_router)
 api.add_router("/activities", activities_router)
+api.add_router("/log", oneline_router)
 api.add_router("/capture", capture_router)
 api.add_router("/products", products_router)
 api.add_router("/stages", stages_router)
@@ -61,3 +64,4 @@ api.add_router("/consequences", consequences_router)
 api.add_router("/disputes", disputes_router)
 api.add_router("/policy", policy_router)
 api.add_router("/fairness", fairness_router)
+api.add_router("", contracts_router)  # /shadow-pipeline, /contracts

@@ -7,7 +7,8 @@ class CaptureConfig(AppConfig):
     verbose_name = "E-mail and calendar capture"
 
     def ready(self) -> None:
-        from truepipe.capture import commands
+        from truepipe.capture import calendar, commands
         from truepipe.importer import registry
 
         registry.file_importers["email"] = commands.import_email
+        registry.file_importers["calendar"] = calendar.import_calendar

@@ -54,23 +54,22 @@ def progress_bar(total: int | None, options: dict[str, Any]):  # type: ignore[no
     return tqdm(total=total, unit="msg", file=sys.stderr, dynamic_ncols=True)
 
 
-def import_email(paths: list[str], options: dict[str, Any], stdout, stderr) -> int:  # type: ignore[no-untyped-def]
-    from truepipe.capture.sources import count_messages, read_paths
-
-    files = existing_paths(paths)
-    actor, owner_id = actor_and_owner(options)
+def run_file_import(
+    what: str, items, total: int | None, options: dict[str, Any], stdout, stderr, report: Report | None = None
+) -> int:  # type: ignore[no-untyped-def]
+    """The capture kinds of `truepipe import`: `items` (Incoming) ingested as `--as`, with a progress bar."""
     if options.get("dry_run"):
         raise CommandError(
-            "E-mail import has no --dry-run: every message is logged once; a second run "
-            "skips what the first logged."
+            f"{what} import has no --dry-run: everything is logged once; a second run skips what the "
+            "first logged (and applies what changed)."
         )
-    bar = progress_bar(count_messages(files), options)
+    actor, owner_id = actor_and_owner(options)
+    bar = progress_bar(total, options)
     ingest = Ingest(actor)
+    if report is not None:
+        ingest.report = report
     try:
-        report = ingest.run(
-            read_paths(files, source=CaptureSource.FILE, owner_id=owner_id),
-            progress=bar.update if bar is not None else None,
-        )
+        result = ingest.run(items(owner_id), progress=bar.update if bar is not None else None)
     except KeyboardInterrupt:
         stderr.write(
             "Interrupted: the batches finished so far are kept; run again to go on (nothing is logged twice)."
@@ -79,5 +78,19 @@ def import_email(paths: list[str], options: dict[str, Any], stdout, stderr) -> i
     finally:
         if bar is not None:
             bar.close()
-    print_report(report, stdout, stderr, options.get("show_errors", 100))
+    print_report(result, stdout, stderr, options.get("show_errors", 100))
     return 0
+
+
+def import_email(paths: list[str], options: dict[str, Any], stdout, stderr) -> int:  # type: ignore[no-untyped-def]
+    from truepipe.capture.sources import count_messages, read_paths
+
+    files = existing_paths(paths)
+    return run_file_import(
+        "E-mail",
+        lambda owner_id: read_paths(files, source=CaptureSource.FILE, owner_id=owner_id),
+        count_messages(files),
+        options,
+        stdout,
+        stderr,
+    )

@@ -86,7 +86,9 @@ class TouchDomain(models.Model):
 
     class Meta:
         indexes = [
+            # The rule over everyone's window; one rep's (or team's) suggestions; one domain's touches.
             models.Index(fields=["occurred_at", "owner", "domain"]),
+            models.Index(fields=["owner", "occurred_at", "domain"], name="capture_touch_owner_idx"),
             models.Index(fields=["domain", "occurred_at"]),
         ]
 

@@ -7,6 +7,7 @@ touches (activities, contacts), so history, rules and re-evaluation run as for a
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from truepipe.accounts import services as account_services
@@ -110,18 +111,16 @@ def mark_private(actor, item: CapturedItem | int, *, via: str) -> int:
     removed = 0
     with transaction.atomic():
         PrivateThread.objects.get_or_create(user=actor, thread_key=key)
-        items = CapturedItem.objects.select_for_update().filter(owner=actor).filter(
-            thread_key=key
-        ) | CapturedItem.objects.filter(pk=found.pk)
-        for each in items.select_related("activity"):
-            activity = each.activity
-            if activity is not None and activity.deleted_at is None:
-                activity_services.update_activity(
-                    actor, activity, {"subject": "Private", "body": ""}, via=via
-                )
-                activity_services.delete_activity(actor, activity, via=via)
-                removed += 1
-        items.update(status=ItemStatus.IGNORED, reason="private thread", subject="", candidates=[])
+        items = CapturedItem.objects.filter(Q(owner=actor, thread_key=key) | Q(pk=found.pk))
+        ids = list(items.select_for_update().values_list("pk", flat=True))
+        activities = Activity.objects.filter(captured__pk__in=ids, deleted_at__isnull=True)
+        for activity in activities.order_by("pk"):
+            activity_services.update_activity(actor, activity, {"subject": "Private", "body": ""}, via=via)
+            activity_services.delete_activity(actor, activity, via=via)
+            removed += 1
+        CapturedItem.objects.filter(pk__in=ids).update(
+            status=ItemStatus.IGNORED, reason="private thread", subject="", candidates=[]
+        )
     return removed
 
 
@@ -176,6 +175,3 @@ def candidate_deals(items) -> dict[int, Opportunity]:  # type: ignore[no-untyped
     return {
         o.pk: o for o in Opportunity.objects.filter(pk__in=ids).select_related("account", "stage", "owner")
     }
-
-
-__all__ = ["Activity"]

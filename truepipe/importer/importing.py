@@ -189,6 +189,29 @@ def _dialect(handle: TextIO, delimiter: str | None) -> tuple[type[csv.Dialect] |
     return Sniffed, rest
 
 
+def assign_columns(header: list[str], field_of, report) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """[(column index, field)] with `field_of(column name)` ("" or None: not used); two columns
+    meaning one field are refused. Fills report.columns and report.ignored. Shared by every CSV
+    import (also contracts)."""
+    used: list[tuple[int, str]] = []
+    taken: dict[str, str] = {}
+    for index, name in enumerate(header):
+        target = field_of(name)
+        if not target:
+            if name.strip():
+                report.ignored.append(name)
+            continue
+        if target in taken:
+            raise ImportAborted(
+                f'Columns "{taken[target]}" and "{name}" both mean {target}; '
+                f'ignore one with --map "{name}=" or map it elsewhere.'
+            )
+        taken[target] = name
+        report.columns[name] = target
+        used.append((index, target))
+    return used
+
+
 def resolve_columns(
     kind: str, header: list[str], options: ImportOptions, report: Report
 ) -> list[tuple[int, str]]:
@@ -209,23 +232,15 @@ def resolve_columns(
             f"--map names column(s) the file does not have: {', '.join(sorted(unknown_sources))}. "
             f"The file's columns are: {', '.join(header)}."
         )
-    used: list[tuple[int, str]] = []
-    taken: dict[str, str] = {}
-    for index, name in enumerate(header):
-        key = formats.normalise(name)
-        target: str | None = mapping[key] if key in mapping else formats.field_for(kind, name, recognised)
-        if not target:
-            if name.strip():
-                report.ignored.append(name)
-            continue
-        if target in taken:
-            raise ImportAborted(
-                f'Columns "{taken[target]}" and "{name}" both mean {target}; '
-                f'ignore one with --map "{name}=" or map it elsewhere.'
-            )
-        taken[target] = name
-        report.columns[name] = target
-        used.append((index, target))
+    used = assign_columns(
+        header,
+        lambda name: (
+            mapping[formats.normalise(name)]
+            if formats.normalise(name) in mapping
+            else formats.field_for(kind, name, recognised)
+        ),
+        report,
+    )
     if not used:
         raise ImportAborted(
             f"No column of this file is a field of {kind}. Columns: {', '.join(header)}. "

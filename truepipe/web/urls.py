@@ -4,9 +4,13 @@ from django.urls import path
 from truepipe.web.views import accountability as accountability_views
 from truepipe.web.views import accounts, activities, board, opportunities, pipeline, policy, search
 from truepipe.web.views import capture as capture_views
+from truepipe.web.views import contracts as contracts_views
 from truepipe.web.views import notifications as notification_views
+from truepipe.web.views import oneline as oneline_views
 from truepipe.web.views import scorecard as scorecard_views
+from truepipe.web.views import shadow as shadow_views
 from truepipe.web.views import today as today_views
+from truepipe.web.views import vcard as vcard_views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -20,6 +24,7 @@ urlpatterns = [
     path("opportunities/new/", opportunities.opportunity_new, name="opportunity-new"),
     path("opportunities/<int:pk>/", opportunities.opportunity_detail, name="opportunity"),
     path("log/", activities.log_touch, name="log"),
+    path("update/", oneline_views.one_line, name="one-line"),
     path("accounts/", accounts.account_list, name="accounts"),
     path("accounts/new/", accounts.account_new, name="account-new"),
     path("accounts/<int:pk>/", accounts.account_detail, name="account"),
@@ -28,6 +33,9 @@ urlpatterns = [
     path("contacts/new/", accounts.contact_new, name="contact-new"),
     path("contacts/<int:pk>/", accounts.contact_detail, name="contact"),
     path("contacts/<int:pk>/edit/", accounts.contact_edit, name="contact-edit"),
+    path("contacts/export.vcf", vcard_views.contacts_vcf, name="contacts-vcf"),
+    path("contacts/import-vcard/", vcard_views.contacts_vcf_import, name="contacts-vcf-import"),
+    path("contacts/<int:pk>/vcard.vcf", vcard_views.contact_vcf, name="contact-vcf"),
     path("search/", search.search, name="search"),
     path("policy/", policy.policy_page, name="policy"),
     path("policy/export.json", policy.policy_export, name="policy-export"),
@@ -41,6 +49,8 @@ urlpatterns = [
     path("policy/acknowledge/", accountability_views.policy_acknowledge, name="policy-acknowledge"),
     path("accountability/", accountability_views.accountability_page, name="accountability"),
     path("notifications/", notification_views.notifications_page, name="notifications"),
+    path("capture/shadow/", shadow_views.shadow_page, name="shadow-pipeline"),
+    path("contracts/", contracts_views.contracts_page, name="contracts"),
     path("capture/", capture_views.capture_page, name="capture"),
     path("capture/upload/", capture_views.capture_upload, name="capture-upload"),
     path("capture/settings/", capture_views.capture_settings, name="capture-settings"),

@@ -16,7 +16,7 @@ def register(rule: type[Rule]) -> type[Rule]:
 
 def load_all() -> dict[str, type[Rule]]:
     """Import the rule modules (each registers its rules) and return the registry."""
-    from truepipe.hygiene.rules import activities, deals, history, reps  # noqa: F401
+    from truepipe.hygiene.rules import activities, capture, deals, history, reps  # noqa: F401
 
     return REGISTRY
 

@@ -124,9 +124,11 @@ def opportunity_new(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not visibility.can_create(user):
         return refuse(request, "Your role can read deals but not create them.")
-    initial = {}
+    initial: dict[str, Any] = {}
     if request.GET.get("account", "").isdigit():
         initial["account"] = int(request.GET["account"])
+    if request.GET.get("name"):  # e.g. from a shadow-pipeline suggestion
+        initial["name"] = request.GET["name"][:200]
     form = OpportunityForm(request.POST or None, user=user, initial=initial or None)
     status = 200
     if request.method == "POST":

@@ -17,12 +17,16 @@ from truepipe.importer.formats import EXPORT_FIELDS
 
 class Command(BaseCommand):
     help = (
-        "Write opportunities, accounts, contacts, activities, users or products as CSV (or JSON) to stdout."
+        "Write opportunities, accounts, contacts, activities, users or products as CSV (or JSON) to stdout; "
+        "contacts also as vCards (--format vcard)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("kind", choices=list(EXPORT_FIELDS), help="What to export.")
-        parser.add_argument("--format", choices=["csv", "json"], default="csv")
+        parser.add_argument("--format", choices=["csv", "json", "vcard"], default="csv")
+        parser.add_argument(
+            "--vcard-version", choices=["3.0", "4.0"], default="3.0", help="With --format vcard."
+        )
         parser.add_argument(
             "--as", dest="as_user", metavar="USERNAME", help="Export only what this user may see."
         )
@@ -33,8 +37,16 @@ class Command(BaseCommand):
             user = get_user_model().objects.filter(username=options["as_user"]).first()
             if user is None:
                 raise CommandError(f"No user {options['as_user']!r}.")
+        if options["format"] == "vcard" and options["kind"] != "contacts":
+            raise CommandError("--format vcard is for contacts: truepipe export contacts --format vcard.")
         header, rows = export_rows(user, options["kind"])
         try:
+            if options["format"] == "vcard":
+                from truepipe.accounts.vcard import write_vcards
+
+                for card in write_vcards(user, options["vcard_version"]):
+                    self.stdout.write(card, ending="")
+                return
             if options["format"] == "json":
                 self.stdout.write("[", ending="")
                 for index, row in enumerate(rows):
