@@ -60,7 +60,7 @@ FREE_MAIL = frozenset(
     "me.com mac.com aol.com gmx.de gmx.net web.de proton.me protonmail.com yandex.ru mail.ru qq.com "
     "163.com 126.com fastmail.com zoho.com".split()
 )
-BATCH = 1000
+BATCH = 2000  # at most the engine's incremental batch (hygiene.incremental)
 
 
 @dataclass
@@ -389,6 +389,12 @@ class Ingest:
             " JOIN pipeline_stage s ON s.id = o.stage_id"
             " WHERE o.deleted_at IS NULL AND s.kind = %s AND "
         )
+        # Only the deals someone in this batch may see (reps: their own), when that is a short list.
+        scopes = [self._scopes[plans[i].owner_id] for i in indexes]  # type: ignore[index]
+        if all(scope is not None for scope in scopes):
+            owners = sorted(set().union(*scopes))  # type: ignore[arg-type]
+            if len(owners) <= 2000:
+                query += f"o.owner_id IN ({', '.join(str(int(pk)) for pk in owners) or 'NULL'}) AND "
         found = select_in(query + "o.account_id IN ({in})", accounts, (StageKind.OPEN.value,))
         found += select_in(query + "o.id IN ({in})", threaded, (StageKind.OPEN.value,))
         found = sorted(set(found), key=lambda row: (row[3], row[0]), reverse=True)

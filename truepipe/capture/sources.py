@@ -12,6 +12,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -148,16 +149,27 @@ def read_mbox(
             yield from parse_chunk(path.name, source, owner_id, first, chunk)
         return
     source = str(source)  # a plain string crosses to the helper (an enum member would import Django)
-    # "spawn": the helper starts clean (no copy of this process's database connections).
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        ahead: deque = deque()
-        chunks = _chunks(path)
+    chunks = _chunks(path)
+    ahead: deque = deque()  # (first, chunk, future), oldest first
+    try:
+        # "spawn": the helper starts clean (no copy of this process's database connections).
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for first, chunk in chunks:
+                ahead.append(
+                    (first, chunk, pool.submit(parse_chunk, path.name, source, owner_id, first, chunk))
+                )
+                if len(ahead) >= 3:
+                    yield from ahead[0][2].result()
+                    ahead.popleft()
+            while ahead:
+                yield from ahead[0][2].result()
+                ahead.popleft()
+    except BrokenProcessPool:
+        # The helper could not start or died (a host that forbids it): go on in this process.
+        for first, chunk, _ in ahead:
+            yield from parse_chunk(path.name, source, owner_id, first, chunk)
         for first, chunk in chunks:
-            ahead.append(pool.submit(parse_chunk, path.name, source, owner_id, first, chunk))
-            if len(ahead) >= 3:
-                yield from ahead.popleft().result()
-        while ahead:
-            yield from ahead.popleft().result()
+            yield from parse_chunk(path.name, source, owner_id, first, chunk)
 
 
 def read_paths(paths: list[Path], *, source: str, owner_id: int | None = None) -> Iterator[Incoming]:

@@ -640,7 +640,7 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, returning: bo
         elif internal == "DecimalField":
             adapters.append(ops.adapt_decimalfield_value)
         elif internal == "JSONField":
-            adapters.append(lambda value, f=model_field: f.get_db_prep_save(value, connection))
+            adapters.append(_json_adapter(model_field))
         else:
             adapters.append(None)
     columns = ", ".join(ops.quote_name(str(f.column)) for f in fields)
@@ -672,6 +672,21 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, returning: bo
             else:
                 cursor.execute(sql, params)
     return ids
+
+
+def _json_adapter(model_field):  # type: ignore[no-untyped-def]
+    """A JSON column's adapter; the empty list and object most rows carry are adapted once."""
+    empty: dict[type, Any] = {}
+
+    def adapt(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, list | dict) and not value:
+            kind = type(value)
+            if kind not in empty:
+                empty[kind] = model_field.get_db_prep_save(value, connection)
+            return empty[kind]
+        return model_field.get_db_prep_save(value, connection)
+
+    return adapt
 
 
 # Adapted date and datetime values, shared across insert_rows calls of one process: a million
