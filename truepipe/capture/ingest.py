@@ -243,10 +243,13 @@ class Ingest:
         pending: list[_Plan] = []
         for item in items:
             if item.rejected:
-                plans.append(_Plan(item, ItemStatus.REJECTED, item.rejected[:255]))
+                # Whose it was, when that is known: they see their own rejected mail and why.
+                owner = item.owner_id or directory.users.get(item.sender)
+                plans.append(_Plan(item, ItemStatus.REJECTED, item.rejected[:255], owner_id=owner))
                 continue
             if item.occurred_at is None:
-                plans.append(_Plan(item, ItemStatus.REJECTED, "no date"))
+                owner = item.owner_id or directory.users.get(item.sender)
+                plans.append(_Plan(item, ItemStatus.REJECTED, "no date", owner_id=owner))
                 continue
             addresses = [a for _, a in item.participants]
             internal = [a for a in addresses if directory.is_internal(a)]

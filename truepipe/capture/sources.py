@@ -63,6 +63,7 @@ def from_bytes(
             kind=EMAIL,
             source=source,
             origin=origin,
+            owner_id=owner_id,
             size=len(raw),
             rejected=str(exc),
         )

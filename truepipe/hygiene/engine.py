@@ -485,12 +485,21 @@ def _live(ctx: EvalContext, rule: Rule) -> dict[str, int]:
 
 
 def _live_sql(ctx: EvalContext) -> str:
-    conditions = []
+    # One SELECT per kind of record, each read through its own index, joined by UNION: written as
+    # one WHERE with an OR (an activity write binds deals and activities), SQLite scanned every
+    # violation of the organisation (a second per logged activity at 3 million violations).
+    parts = []
     if ctx.opportunity_ids is not None:
-        conditions.append(f"(opportunity_id IS NOT NULL{ctx.ids('opportunity_id')})")
+        parts.append(
+            "SELECT rule, key, id FROM hygiene_violation"
+            f" WHERE live AND opportunity_id IS NOT NULL{ctx.ids('opportunity_id')}"
+        )
     if ctx.activity_ids is not None:
-        conditions.append(f"(activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')})")
-    return f"SELECT rule, key, id FROM hygiene_violation WHERE live AND ({' OR '.join(conditions)})"
+        parts.append(
+            "SELECT rule, key, id FROM hygiene_violation"
+            f" WHERE live AND activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')}"
+        )
+    return " UNION ".join(parts)
 
 
 def _keep_live(ctx: EvalContext, rows: list[tuple[str, str, int]]) -> None:

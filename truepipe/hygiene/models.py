@@ -73,6 +73,8 @@ class Violation(models.Model):
         related_name="violations",
         db_index=False,
     )
+    # Also indexed below where set: most violations are about deals, and this index, full of NULLs,
+    # reads as useless to SQLite's planner (it scanned every violation for an activity's write).
     activity = models.ForeignKey(
         Activity, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
     )
@@ -111,6 +113,9 @@ class Violation(models.Model):
             models.Index(fields=["rule", "live"]),
             models.Index(fields=["rep", "opened_at"]),
             models.Index(fields=["closed_at"]),
+            models.Index(
+                fields=["activity"], condition=models.Q(activity__isnull=False), name="violation_activity_idx"
+            ),
             # The scorecard's open violations by rep, rule and severity: read from the index alone.
             models.Index(
                 fields=["rep", "rule", "severity"],
