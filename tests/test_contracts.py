@@ -423,3 +423,19 @@ def test_rematch_lets_go_of_a_deal_that_is_no_longer_won(org, imported):
     acme.refresh_from_db()
     assert acme.opportunity is None and "no longer a won deal" in acme.match_note
     assert acme.rep == org.ravi  # the account's owner answers for it now
+
+
+@pytest.mark.parametrize(
+    ("cell", "domain"),
+    [
+        ("northwind.example", "northwind.example"),
+        ("Northwind Logistics (northwind.example)", "northwind.example"),
+        ("https://www.northwind.example/about", "northwind.example"),
+        ("Northwind Logistics Inc.", None),
+        ("J. Smith & Co. Ltd", None),
+    ],
+)
+def test_a_customer_cell_names_a_domain_alone_or_beside_the_name(cell, domain):
+    from truepipe.contracts.services import domain_in
+
+    assert domain_in(cell) == domain

@@ -244,6 +244,28 @@ class TestTheDemoOrganisation:
         assert counts() == before
         assert list(RepScore.objects.order_by("rep", "day").values_list("rep", "day", "score")) == scores
 
+    def test_the_rainmakers_mail_shows_the_deal_he_never_logged_and_the_win_nobody_expected(self, demo):
+        from truepipe.capture.shadow import shadow_pipeline
+        from truepipe.contracts.models import Contract
+        from truepipe.notify.models import Notification
+
+        rick = User.objects.get(username="rick")
+        suggestion = next(
+            r for r in shadow_pipeline(rick, now=demo.now) if r.domain == "northwind-logistics.example"
+        )
+        assert (suggestion.touches, suggestion.flagged) == (6, True)
+        assert Violation.objects.filter(
+            rule="unlogged_deal", rep=rick, live=True, key__contains="northwind-logistics.example"
+        ).exists()
+        contract = Contract.objects.get(reference="FIN-2026-0412")
+        assert (contract.rep, contract.opportunity) == (rick, None)
+        assert Violation.objects.filter(rule="unlogged_win", rep=rick, live=True).exists()
+        told = set(
+            Notification.objects.filter(title__contains="Northwind").values_list("user__username", flat=True)
+        )
+        assert rick.profile.manager.username in told
+        assert told & set(User.objects.filter(profile__role=Role.DELIVERY).values_list("username", flat=True))
+
     def test_the_lenient_manager_and_the_top_seller_stand_out_in_the_fairness_audit(self, demo):
         from truepipe.accountability.fairness import audit
 

@@ -183,8 +183,10 @@ def _parse(line: int, cells: dict[str, str], raw: list[str], report: Report, day
     return _Row(line, customer, amount, currency, signed_on, reference)
 
 
-def run(path: str | Path, options: dict[str, Any], actor: Any = None) -> Outcome:
-    """Import one file (see the module docstring). Raises ImportAborted for file-level problems."""
+def run(path: str | Path, options: dict[str, Any], actor: Any = None, now: Any = None) -> Outcome:
+    """Import one file (see the module docstring). Raises ImportAborted for file-level problems.
+
+    `now` is the moment of the import (default: now; the demo passes its own back-filled now)."""
     dry_run = bool(options.get("dry_run"))
     report = Report(kind="contracts", dry_run=dry_run)
     outcome = Outcome(report)
@@ -236,8 +238,8 @@ def run(path: str | Path, options: dict[str, Any], actor: Any = None) -> Outcome
         handle.close()
     try:
         with transaction.atomic():
-            fresh = _store(parsed, report, actor, str(path))
-            now = timezone.now()
+            now = now or timezone.now()
+            fresh = _store(parsed, report, actor, str(path), now)
             rules = services.match_rules()
             outcome.matched = services.match(fresh, rules, now=now)
             unmatched = [c for c in fresh if c.opportunity_id is None]
@@ -249,7 +251,7 @@ def run(path: str | Path, options: dict[str, Any], actor: Any = None) -> Outcome
             if dry_run:
                 raise _Rollback
             outcome.notified = len(services.announce(unmatched, now=now))
-            outcome.opened, _ = services.evaluate_wins()
+            outcome.opened, _ = services.evaluate_wins(as_of=now)
             report.committed = True
     except _Rollback:
         pass
@@ -283,7 +285,7 @@ def send_now(wait: float = 10.0) -> None:
             time.sleep(0.1)
 
 
-def _store(rows: list[_Row], report: Report, actor: Any, source: str) -> list[Contract]:
+def _store(rows: list[_Row], report: Report, actor: Any, source: str, now: Any = None) -> list[Contract]:
     """Write the rows: new contracts created, known ones (same reference, or the same reference-less
     contract) updated when they changed. Returns the contracts to match: new ones and changed
     unmatched ones."""
@@ -296,7 +298,7 @@ def _store(rows: list[_Row], report: Report, actor: Any, source: str) -> list[Co
         )
     }
     accounts = services.resolve_accounts(r.customer for r in rows)
-    now = timezone.now()
+    now = now or timezone.now()
     out: list[Contract] = []
     for row in rows:
         existing = (

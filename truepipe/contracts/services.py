@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,14 +85,18 @@ def match_rules(policy: Policy | None = None) -> MatchRules:
 
 def domain_in(text: str) -> str | None:
     """The domain a customer cell names ("newco.example", "https://www.newco.example",
-    "ap@newco.example"), or None for a company name."""
+    "ap@newco.example", "NewCo (newco.example)"), or None for a company name alone."""
     text = (text or "").strip()
-    if not text or " " in text or "." not in text:
+    if "." not in text:
         return None
-    try:
-        return normalise_domain(text)
-    except InvalidInput:
-        return None
+    # The cell itself, or a domain written beside the name ("Northwind (northwind.example)").
+    for token in [text, *re.split(r"[\s()<>\[\],;]+", text)]:
+        if token and " " not in token and "." in token.strip("."):
+            try:
+                return normalise_domain(token)
+            except InvalidInput:
+                continue
+    return None
 
 
 def resolve_accounts(customers: Iterable[str]) -> dict[str, Account]:
@@ -381,4 +386,4 @@ def rematch(policy: Policy | None = None, *, now: dt.datetime | None = None) -> 
 
 @after_evaluation
 def after_run(run: EvaluationRun, policy: Policy) -> None:
-    rematch(policy)
+    rematch(policy, now=run.as_of)  # as of the evaluation's moment (a back-filled day, or now)

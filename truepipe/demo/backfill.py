@@ -21,6 +21,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from truepipe.demo.accountability import finish, managers_act
+from truepipe.demo.capture import capture_rainmaker
 from truepipe.hygiene.engine import end_of_day, evaluate, latest_run
 from truepipe.hygiene.snapshots import take_snapshot
 
@@ -74,6 +75,7 @@ def backfill(days: list[dt.date], now: dt.datetime, progress: Callable[[int], An
         if progress:
             progress(1)
     if done is None or now > done:
+        capture_rainmaker(now)  # his mail and finance's contract, before the evaluation as of now
         evaluate(now, trigger="demo")
         result.evaluations += 1
         finish(now)
