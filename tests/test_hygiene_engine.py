@@ -757,3 +757,23 @@ def test_an_activity_write_reads_its_live_violations_by_index_even_when_most_vio
     activities_part = plan.split("UNION", 1)[-1]  # the activities' branch (on SQLite's plan)
     assert "SCAN hygiene_violation" not in activities_part, plan
     assert "Seq Scan on hygiene_violation" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_on_postgresql_a_large_incremental_batch_analyses_its_scratch_tables_and_a_small_one_does_not(org):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from truepipe.hygiene import engine
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite plans without statistics here")
+
+    def analysed(ids: list[int]) -> bool:
+        with CaptureQueriesContext(connection) as captured:
+            engine.evaluate_records(opportunity_ids=ids)
+        return any("ANALYZE hy_ids" in q["sql"] for q in captured.captured_queries)
+
+    deal = org.ravi_open.pk
+    assert not analysed([deal])
+    assert analysed([deal, *range(10**9, 10**9 + engine.ANALYZE_SCRATCH_AFTER)])
