@@ -112,6 +112,40 @@ def write_overhead(samples: int) -> tuple[float, float, float]:
     return statistics.median(on), statistics.median(off), statistics.median(on) - statistics.median(off)
 
 
+def activity_overhead(samples: int) -> tuple[float, float, float]:
+    """A call logged on a deal through the activities service, evaluation on versus off (medians)."""
+    from django.conf import settings
+    from django.db import transaction
+
+    from truepipe.activities import services
+    from truepipe.core.models import Via
+    from truepipe.pipeline.models import Opportunity, StageKind
+
+    deals = list(
+        Opportunity.objects.filter(stage__kind=StageKind.OPEN, deleted_at__isnull=True)
+        .select_related("owner", "account")
+        .order_by("id")[: samples * 50 : 50]
+    )
+    on: list[float] = []
+    off: list[float] = []
+    for n, deal in enumerate(deals):
+        for enabled in (n % 2 == 0, n % 2 == 1):
+            settings.TRUEPIPE_INCREMENTAL_EVALUATION = enabled
+            started = time.perf_counter()
+            with transaction.atomic():
+                services.log_activity(
+                    None,
+                    kind="call",
+                    subject=f"Bench call {n}",
+                    opportunity=deal,
+                    owner=deal.owner,
+                    via=Via.SYSTEM,
+                )
+            (on if enabled else off).append(time.perf_counter() - started)
+    settings.TRUEPIPE_INCREMENTAL_EVALUATION = True
+    return statistics.median(on), statistics.median(off), statistics.median(on) - statistics.median(off)
+
+
 def scorecard_seconds(runs: int = 5) -> float:
     """The team scorecard as of the latest scored day (a weekend evaluation scores no one)."""
     from django.core.management import call_command
@@ -188,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     rows.append(
         ("update through the service, evaluation on (median)", on, f"+{extra * 1000:.1f} ms per write")
     )
+    on, off, extra = activity_overhead(args.writes)
+    rows.append(("a call logged on a deal, evaluation off (median)", off, ""))
+    rows.append(("a call logged on a deal, evaluation on (median)", on, f"+{extra * 1000:.1f} ms per write"))
     try:
         card = scorecard_seconds()
         rows.append(("team scorecard, every rep (median of 5)", card, ""))
