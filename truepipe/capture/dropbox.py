@@ -20,7 +20,7 @@ from email import message_from_bytes
 from email.utils import getaddresses
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from truepipe.activities.models import ActivityKind
 from truepipe.capture.ingest import Directory, Incoming, Ingest, Report
@@ -160,11 +160,12 @@ class Handler:
 
 
 def _receive_in_thread(raw: bytes, envelope_from: str) -> Report:
+    """One message in a worker thread, with its own database connection, closed after it."""
     close_old_connections()
     try:
         return receive(raw, envelope_from)
     finally:
-        close_old_connections()
+        connections.close_all()
 
 
 def controller(host: str, port: int):  # type: ignore[no-untyped-def]
