@@ -197,3 +197,29 @@ def test_who_sees_ravis_captured_mail(client, org, who, sees):
 
 def test_anonymous_visitors_are_sent_to_log_in(client):
     assert client.get("/capture/").status_code == 302
+
+
+def test_the_capture_page_costs_the_same_queries_for_3_and_30_captured_mails(
+    client, org, ravis_two_acme_deals
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_with(mails: int, start: int) -> int:
+        capture(
+            *(
+                message("ravi@truepipe.test", [f"new{n}@acme.example", "bea@acme.example"], f"Mail {n}")
+                for n in range(start, start + mails)
+            )
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/capture/").status_code == 200
+        return len(queries)
+
+    logged_in(client, org.ravi)
+    few = queries_with(3, 0)
+    many = queries_with(27, 3)
+
+    assert CapturedItem.objects.filter(status=ItemStatus.TRIAGE).count() == 30
+    assert ContactProposal.objects.count() == 30
+    assert many == few

@@ -22,6 +22,7 @@ from truepipe.capture.models import (
     ProposalStatus,
 )
 from truepipe.capture.uploads import ingest_file
+from truepipe.contracts.services import may_see_contracts_page
 from truepipe.core.errors import ServiceError
 from truepipe.core.models import Via
 from truepipe.core.visibility import role_of, visible
@@ -63,6 +64,7 @@ def capture_page(request: HttpRequest) -> HttpResponse:
         "dropbox": settings.TRUEPIPE_DROPBOX_ADDRESS,
         "can_upload": role_of(user) in {Role.REP, Role.MANAGER, Role.ADMIN},
         "is_admin": role_of(user) == Role.ADMIN,
+        "can_see_contracts": may_see_contracts_page(user),
     }
     return render(request, "web/capture/page.html", context)
 
