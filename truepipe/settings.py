@@ -127,6 +127,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "truepipe.notify.context.unread",
+                "truepipe.web.context.navigation",
             ],
         },
     },
