@@ -223,3 +223,19 @@ def test_the_capture_page_costs_the_same_queries_for_3_and_30_captured_mails(
     assert CapturedItem.objects.filter(status=ItemStatus.TRIAGE).count() == 30
     assert ContactProposal.objects.count() == 30
     assert many == few
+
+
+def test_ravi_uploads_a_calendar_and_its_past_customer_meetings_are_logged(client, org, acme_buyer):
+    from pathlib import Path
+
+    from truepipe.activities.models import ActivityKind
+
+    data = (Path(__file__).parent / "data" / "calendar" / "acme-demo-v1.ics").read_bytes()
+
+    response = logged_in(client, org.ravi).post(
+        "/capture/upload/", {"files": SimpleUploadedFile("ravi.ics", data)}, follow=True
+    )
+
+    assert "ravi.ics: 1 read, 1 logged" in response.content.decode()
+    meeting = Activity.objects.get(owner=org.ravi, kind=ActivityKind.MEETING)
+    assert (meeting.source, meeting.opportunity) == ("calendar", org.ravi_open)
