@@ -41,31 +41,12 @@ import tempfile
 import time
 from email.utils import format_datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-PROTECTED_DATABASES = {"postgres", "template0", "template1", "test"}
+from bench.databases import prepare_database
 
 
 def log(message: str) -> None:
     print(f"[bench_capture] {message}", file=sys.stderr, flush=True)
-
-
-def prepare_database(url: str | None, home: Path) -> None:
-    os.environ["TRUEPIPE_HOME"] = str(home)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "truepipe.settings")
-    if not url:
-        os.environ.pop("TRUEPIPE_DATABASE_URL", None)
-        return
-    name = urlsplit(url).path.lstrip("/")
-    if not name or name in PROTECTED_DATABASES:
-        raise SystemExit(f"Refusing to use the database {name!r}: name a database for the benchmark.")
-    import psycopg
-
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["TRUEPIPE_DATABASE_URL"] = url
 
 
 def build_organisation(args: argparse.Namespace) -> None:

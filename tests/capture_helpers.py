@@ -52,3 +52,13 @@ def write_mbox(path: Path, messages: list[EmailMessage]) -> Path:
 def write_eml(path: Path, msg: EmailMessage | bytes) -> Path:
     path.write_bytes(msg if isinstance(msg, bytes) else msg.as_bytes())
     return path
+
+
+def capture(*messages: EmailMessage, owner=None, actor=None):  # type: ignore[no-untyped-def]
+    """Hand messages to capture as a file import would (each message's subject is its origin)."""
+    from truepipe.capture.ingest import Ingest
+    from truepipe.capture.sources import from_bytes
+
+    return Ingest(actor).run(
+        from_bytes(m.as_bytes(), source="file", origin=str(m["Subject"]), owner_id=owner) for m in messages
+    )

@@ -198,3 +198,17 @@ def acme_buyer(org):
         emails=["bea@acme.example"],
         via=Via.FORM,
     )
+
+
+@pytest.fixture
+def acme_upsell(org):
+    """Ravi's second open deal at Acme: with it, Acme mail has two deals to choose from (triage)."""
+    return pipeline_services.create_opportunity(
+        org.ravi,
+        name="Acme upsell",
+        account=org.acme,
+        stage=stage("Proposal"),
+        amount=Decimal(5000),
+        close_date=org.ravi_open.close_date,
+        via=Via.FORM,
+    )

@@ -2,66 +2,33 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.capture_helpers import message
-from tests.conftest import stage
+from tests.capture_helpers import capture, message
 from tests.test_api_support import api_as, assert_error
-from truepipe.accounts import services as account_services
-from truepipe.capture.ingest import Ingest
 from truepipe.capture.models import CapturedItem, ContactProposal, ItemStatus
-from truepipe.capture.sources import from_bytes
-from truepipe.core.models import Via
-from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/capture"
 
 
-def capture(*messages):
-    return Ingest().run(from_bytes(m.as_bytes(), source="file", origin=m["Subject"]) for m in messages)
-
-
-@pytest.fixture
-def upsell(org):
-    account_services.create_contact(
-        org.ravi,
-        first_name="Bea",
-        last_name="Buyer",
-        account=org.acme,
-        emails=["bea@acme.example"],
-        via=Via.FORM,
-    )
-    return pipeline_services.create_opportunity(
-        org.ravi,
-        name="Acme upsell",
-        account=org.acme,
-        stage=stage("Proposal"),
-        amount=Decimal(5000),
-        close_date=org.ravi_open.close_date,
-        via=Via.FORM,
-    )
-
-
-def test_ravi_lists_his_triage_and_chooses_the_deal(org, upsell):
+def test_ravi_lists_his_triage_and_chooses_the_deal(org, acme_buyer, acme_upsell):
     capture(message("ravi@truepipe.test", "bea@acme.example", "API triage"))
     api = api_as(org.ravi)
 
     listed = api.get(f"{BASE}/items", status="triage").json()
     item = listed["items"][0]
-    assert item["subject"] == "API triage" and set(item["candidates"]) == {org.ravi_open.pk, upsell.pk}
+    assert item["subject"] == "API triage" and set(item["candidates"]) == {org.ravi_open.pk, acme_upsell.pk}
 
-    decided = api.post(f"{BASE}/items/{item['id']}/triage", {"opportunity": upsell.pk})
+    decided = api.post(f"{BASE}/items/{item['id']}/triage", {"opportunity": acme_upsell.pk})
 
     assert decided.status_code == 200
     assert decided.json()["status"] == "logged"
-    assert decided.json()["opportunity"] == {"id": upsell.pk, "name": "Acme upsell"}
+    assert decided.json()["opportunity"] == {"id": acme_upsell.pk, "name": "Acme upsell"}
 
 
-def test_choosing_a_deal_of_someone_else_is_404_and_changes_nothing(org, upsell):
+def test_choosing_a_deal_of_someone_else_is_404_and_changes_nothing(org, acme_buyer, acme_upsell):
     capture(message("ravi@truepipe.test", "bea@acme.example", "Not Owen's deal"))
     item = CapturedItem.objects.get(subject="Not Owen's deal")
 
@@ -73,13 +40,13 @@ def test_choosing_a_deal_of_someone_else_is_404_and_changes_nothing(org, upsell)
     assert item.status == ItemStatus.TRIAGE
 
 
-def test_a_decided_item_cannot_be_decided_again(org, upsell):
+def test_a_decided_item_cannot_be_decided_again(org, acme_buyer, acme_upsell):
     capture(message("ravi@truepipe.test", "bea@acme.example", "Twice decided"))
     item = CapturedItem.objects.get(subject="Twice decided")
     api = api_as(org.ravi)
     api.post(f"{BASE}/items/{item.pk}/triage", {"opportunity": None})
 
-    assert_error(api.post(f"{BASE}/items/{item.pk}/triage", {"opportunity": upsell.pk}), 400)
+    assert_error(api.post(f"{BASE}/items/{item.pk}/triage", {"opportunity": acme_upsell.pk}), 400)
 
 
 def test_ravi_accepts_a_proposed_contact_with_his_own_spelling(org):

@@ -8,41 +8,18 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from tests.capture_helpers import message, write_eml, write_mbox
+from tests.capture_helpers import capture, message, write_eml, write_mbox
 from tests.conftest import stage
 from truepipe.activities.models import Activity, ActivitySource
-from truepipe.capture.ingest import Ingest
-from truepipe.capture.models import CapturedItem, CaptureSource, ContactProposal, ItemStatus, TouchDomain
-from truepipe.capture.sources import from_bytes
+from truepipe.capture.models import CapturedItem, ContactProposal, ItemStatus, TouchDomain
 from truepipe.core.models import Via
 from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def acme_upsell(org):
-    return pipeline_services.create_opportunity(
-        org.ravi,
-        name="Acme upsell",
-        account=org.acme,
-        stage=stage("Proposal"),
-        amount=Decimal(5000),
-        close_date=org.ravi_open.close_date,
-        via=Via.FORM,
-    )
-
-
-def ingest(*messages, owner=None, actor=None):
-    run = Ingest(actor)
-    return run.run(
-        from_bytes(m.as_bytes(), source=CaptureSource.FILE, origin=f"test {n}", owner_id=owner)
-        for n, m in enumerate(messages, start=1)
-    )
-
-
 def test_a_mail_from_ravi_to_his_buyer_is_logged_on_his_one_open_deal_at_her_account(org, acme_buyer):
-    report = ingest(
+    report = capture(
         message("Ravi Rao <ravi@truepipe.test>", "Bea Buyer <bea@acme.example>", "Renewal pricing")
     )
 
@@ -59,15 +36,15 @@ def test_a_mail_from_ravi_to_his_buyer_is_logged_on_his_one_open_deal_at_her_acc
 def test_the_same_message_read_twice_is_logged_once(org, acme_buyer):
     mail = message("ravi@truepipe.test", "bea@acme.example", "Twice")
 
-    ingest(mail)
-    report = ingest(mail)
+    capture(mail)
+    report = capture(mail)
 
     assert report.counts["duplicate"] == 1
     assert Activity.objects.filter(subject="Twice").count() == 1
 
 
 def test_mail_among_colleagues_only_is_ignored_with_the_reason(org):
-    report = ingest(message("ravi@truepipe.test", "ravi@truepipe.test", "Lunch?"))
+    report = capture(message("ravi@truepipe.test", "ravi@truepipe.test", "Lunch?"))
 
     assert report.counts["ignored"] == 1
     item = CapturedItem.objects.get(subject="Lunch?")
@@ -75,7 +52,7 @@ def test_mail_among_colleagues_only_is_ignored_with_the_reason(org):
 
 
 def test_an_unknown_address_at_a_known_domain_is_proposed_as_a_new_contact(org):
-    ingest(message("ravi@truepipe.test", "Carl Cfo <carl@acme.example>", "Budget"))
+    capture(message("ravi@truepipe.test", "Carl Cfo <carl@acme.example>", "Budget"))
 
     proposal = ContactProposal.objects.get(email="carl@acme.example")
     assert (proposal.account, proposal.proposed_to, proposal.display_name) == (org.acme, org.ravi, "Carl Cfo")
@@ -85,7 +62,7 @@ def test_an_unknown_address_at_a_known_domain_is_proposed_as_a_new_contact(org):
 def test_two_open_deals_at_the_account_send_the_mail_to_triage_instead_of_guessing(
     org, acme_buyer, acme_upsell
 ):
-    ingest(message("ravi@truepipe.test", "bea@acme.example", "Which deal?"))
+    capture(message("ravi@truepipe.test", "bea@acme.example", "Which deal?"))
 
     item = CapturedItem.objects.get(subject="Which deal?")
     assert item.status == ItemStatus.TRIAGE
@@ -96,7 +73,7 @@ def test_two_open_deals_at_the_account_send_the_mail_to_triage_instead_of_guessi
 
 def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer):
     first = message("ravi@truepipe.test", "bea@acme.example", "Proposal")
-    ingest(first)
+    capture(first)
     pipeline_services.create_opportunity(
         org.ravi,
         name="Acme upsell",
@@ -108,7 +85,7 @@ def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer):
     )
     reply = message("bea@acme.example", "ravi@truepipe.test", "Re: Proposal", reply_to=first)
 
-    ingest(reply)
+    capture(reply)
 
     assert Activity.objects.get(subject="Re: Proposal").opportunity == org.ravi_open
 
@@ -144,7 +121,7 @@ def test_captured_mail_is_never_a_logging_lag_violation(org, acme_buyer):
     from truepipe.hygiene.models import Violation
 
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
-    ingest(message("ravi@truepipe.test", "bea@acme.example", "Three days ago", when=old))
+    capture(message("ravi@truepipe.test", "bea@acme.example", "Three days ago", when=old))
     evaluate()
 
     assert not Violation.objects.filter(rule="logging_lag").exists()

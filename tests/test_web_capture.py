@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.capture_helpers import message
-from tests.conftest import PASSWORD, stage
-from truepipe.accounts import services as account_services
+from tests.capture_helpers import capture, message
+from tests.conftest import PASSWORD
 from truepipe.activities.models import Activity
-from truepipe.capture.ingest import Ingest
 from truepipe.capture.models import CaptureAddress, CapturedItem, ContactProposal, ExcludedDomain, ItemStatus
-from truepipe.capture.sources import from_bytes
-from truepipe.core.models import Via
-from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db
 
@@ -26,56 +20,33 @@ def logged_in(client, user):
     return client
 
 
-def capture(*messages):
-    return Ingest().run(from_bytes(m.as_bytes(), source="file", origin=m["Subject"]) for m in messages)
-
-
-@pytest.fixture
-def ravis_two_acme_deals(org):
-    account_services.create_contact(
-        org.ravi,
-        first_name="Bea",
-        last_name="Buyer",
-        account=org.acme,
-        emails=["bea@acme.example"],
-        via=Via.FORM,
-    )
-    return pipeline_services.create_opportunity(
-        org.ravi,
-        name="Acme upsell",
-        account=org.acme,
-        stage=stage("Proposal"),
-        amount=Decimal(5000),
-        close_date=org.ravi_open.close_date,
-        via=Via.FORM,
-    )
-
-
-def test_ravi_puts_a_mail_waiting_in_triage_on_the_upsell_in_one_click(client, org, ravis_two_acme_deals):
+def test_ravi_puts_a_mail_waiting_in_triage_on_the_upsell_in_one_click(client, org, acme_buyer, acme_upsell):
     capture(message("ravi@truepipe.test", "bea@acme.example", "Which one?"))
     item = CapturedItem.objects.get(subject="Which one?")
     page = logged_in(client, org.ravi).get("/capture/")
     assert b"Acme upsell" in page.content and b"Acme renewal" in page.content
 
-    client.post(f"/capture/triage/{item.pk}/", {"opportunity": ravis_two_acme_deals.pk})
+    client.post(f"/capture/triage/{item.pk}/", {"opportunity": acme_upsell.pk})
 
     item.refresh_from_db()
     assert item.status == ItemStatus.LOGGED and item.decided_by == org.ravi
-    assert Activity.objects.get(pk=item.activity_id).opportunity == ravis_two_acme_deals
+    assert Activity.objects.get(pk=item.activity_id).opportunity == acme_upsell
 
 
-def test_a_later_mail_in_the_same_thread_follows_the_deal_chosen_in_triage(client, org, ravis_two_acme_deals):
+def test_a_later_mail_in_the_same_thread_follows_the_deal_chosen_in_triage(
+    client, org, acme_buyer, acme_upsell
+):
     first = message("ravi@truepipe.test", "bea@acme.example", "Thread start")
     capture(first)
     item = CapturedItem.objects.get(subject="Thread start")
-    logged_in(client, org.ravi).post(f"/capture/triage/{item.pk}/", {"opportunity": ravis_two_acme_deals.pk})
+    logged_in(client, org.ravi).post(f"/capture/triage/{item.pk}/", {"opportunity": acme_upsell.pk})
 
     capture(message("bea@acme.example", "ravi@truepipe.test", "Re: Thread start", reply_to=first))
 
-    assert Activity.objects.get(subject="Re: Thread start").opportunity == ravis_two_acme_deals
+    assert Activity.objects.get(subject="Re: Thread start").opportunity == acme_upsell
 
 
-def test_owen_cannot_decide_ravis_triage(client, org, ravis_two_acme_deals):
+def test_owen_cannot_decide_ravis_triage(client, org, acme_buyer, acme_upsell):
     capture(message("ravi@truepipe.test", "bea@acme.example", "Not Owen's"))
     item = CapturedItem.objects.get(subject="Not Owen's")
 
@@ -200,7 +171,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
 
 
 def test_the_capture_page_costs_the_same_queries_for_3_and_30_captured_mails(
-    client, org, ravis_two_acme_deals
+    client, org, acme_buyer, acme_upsell
 ):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

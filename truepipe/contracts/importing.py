@@ -38,7 +38,14 @@ from truepipe.contracts import services
 from truepipe.contracts.models import Contract
 from truepipe.core.visibility import role_of
 from truepipe.importer.formats import normalise
-from truepipe.importer.importing import ImportAborted, Report, _dialect, _open, assign_columns, write_rejects
+from truepipe.importer.importing import (
+    ImportAborted,
+    Report,
+    _open,
+    assign_columns,
+    read_header,
+    write_rejects,
+)
 from truepipe.importer.parsing import parse_amount, parse_date
 from truepipe.people.models import Role
 
@@ -192,16 +199,7 @@ def run(path: str | Path, options: dict[str, Any], actor: Any = None, now: Any =
     outcome = Outcome(report)
     handle, _total = _open(path, options.get("encoding") or "utf-8-sig")
     try:
-        dialect, handle = _dialect(handle, options.get("delimiter"))
-        reader = csv.reader(handle, dialect)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportAborted(
-                "The file is empty: it needs a header row and at least one data row."
-            ) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportAborted(f"The header row cannot be read: {exc}.") from None
+        handle, reader, header = read_header(handle, options.get("delimiter"))
         report.header = header
         columns = resolve_columns(header, _pairs(options.get("map") or []), report)
         parsed: list[_Row] = []

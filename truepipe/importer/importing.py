@@ -189,6 +189,20 @@ def _dialect(handle: TextIO, delimiter: str | None) -> tuple[type[csv.Dialect] |
     return Sniffed, rest
 
 
+def read_header(handle: TextIO, delimiter: str | None) -> tuple[TextIO, Any, list[str]]:
+    """(handle, csv reader, header row) with the delimiter guessed unless given; an empty file or an
+    unreadable header is refused. Shared by every CSV import (also contracts)."""
+    dialect, handle = _dialect(handle, delimiter)
+    reader = csv.reader(handle, dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportAborted("The file is empty: it needs a header row and at least one data row.") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ImportAborted(f"The header row cannot be read: {exc}.") from None
+    return handle, reader, header
+
+
 def assign_columns(header: list[str], field_of, report) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
     """[(column index, field)] with `field_of(column name)` ("" or None: not used); two columns
     meaning one field are refused. Fills report.columns and report.ignored. Shared by every CSV
@@ -305,16 +319,7 @@ def run_import(kind: str, source: str | Path | TextIO, options: ImportOptions | 
     report = Report(kind=kind, dry_run=options.dry_run)
     handle, total = _open(source, options.encoding)
     try:
-        dialect, handle = _dialect(handle, options.delimiter)
-        reader = csv.reader(handle, dialect)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportAborted(
-                "The file is empty: it needs a header row and at least one data row."
-            ) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportAborted(f"The header row cannot be read: {exc}.") from None
+        handle, reader, header = read_header(handle, options.delimiter)
         report.header = header
         columns = resolve_columns(kind, header, options, report)
         report.system = options.system or report.recognised or "csv"
