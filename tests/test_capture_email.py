@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 
 from tests.capture_helpers import capture, message, write_eml, write_mbox
-from tests.conftest import stage
 from truepipe.activities.models import Activity, ActivitySource
 from truepipe.capture.models import CapturedItem, ContactProposal, ItemStatus, TouchDomain
-from truepipe.core.models import Via
-from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db
 
@@ -71,18 +67,10 @@ def test_two_open_deals_at_the_account_send_the_mail_to_triage_instead_of_guessi
     assert item.activity.account == org.acme
 
 
-def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer):
+def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer, request):
     first = message("ravi@truepipe.test", "bea@acme.example", "Proposal")
     capture(first)
-    pipeline_services.create_opportunity(
-        org.ravi,
-        name="Acme upsell",
-        account=org.acme,
-        stage=stage("Proposal"),
-        amount=Decimal(5000),
-        close_date=org.ravi_open.close_date,
-        via=Via.FORM,
-    )
+    request.getfixturevalue("acme_upsell")  # a second Acme deal only now: the reply could go to either
     reply = message("bea@acme.example", "ravi@truepipe.test", "Re: Proposal", reply_to=first)
 
     capture(reply)

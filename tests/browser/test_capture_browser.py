@@ -4,32 +4,21 @@ adds a proposed contact, and sees what was rejected and why; and the same page o
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 import pytest
 
 from tests.capture_helpers import message, write_mbox
-from tests.conftest import PASSWORD, stage
+from tests.conftest import PASSWORD
 from truepipe.activities.models import Activity
 from truepipe.capture.models import CapturedItem, ContactProposal, ItemStatus
-from truepipe.core.models import Via
-from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
-def ravis_mailbox(org, acme_buyer, tmp_path):
+def ravis_mailbox(org, acme_buyer, acme_upsell, tmp_path):
     """Ravi has two open Acme deals; his exported mailbox has a mail for each kind of outcome."""
-    org.upsell = pipeline_services.create_opportunity(
-        org.ravi,
-        name="Acme upsell",
-        account=org.acme,
-        stage=stage("Proposal"),
-        amount=Decimal(18000),
-        close_date=org.ravi_open.close_date,
-        via=Via.FORM,
-    )
+    org.upsell = acme_upsell
     mails = [
         message("Ravi Rao <ravi@truepipe.test>", "Bea Buyer <bea@acme.example>", "Pricing for the upsell"),
         message("Carl Cfo <carl@acme.example>", "ravi@truepipe.test", "Budget sign-off"),
