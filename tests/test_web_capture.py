@@ -210,3 +210,15 @@ def test_ravi_uploads_a_calendar_and_its_past_customer_meetings_are_logged(clien
     assert "ravi.ics: 1 read, 1 logged" in response.content.decode()
     meeting = Activity.objects.get(owner=org.ravi, kind=ActivityKind.MEETING)
     assert (meeting.source, meeting.opportunity) == ("calendar", org.ravi_open)
+
+
+def test_ravi_cannot_register_his_managers_login_address_as_his_own(client, org):
+    org.maya.email = "maya@truepipe.test"
+    org.maya.save(update_fields=["email"])
+
+    response = logged_in(client, org.ravi).post(
+        "/capture/settings/", {"action": "add-address", "value": "Maya@truepipe.test"}, follow=True
+    )
+
+    assert "maya@truepipe.test is someone else" in response.content.decode()
+    assert not CaptureAddress.objects.exists()

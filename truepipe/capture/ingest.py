@@ -125,7 +125,7 @@ class Directory:
         for pk, email in User.objects.filter(is_active=True).exclude(email="").values_list("pk", "email"):
             self.users.setdefault(email.strip().lower(), pk)
         for pk, email in CaptureAddress.objects.filter(user__is_active=True).values_list("user_id", "email"):
-            self.users[email.lower()] = pk
+            self.users.setdefault(email.lower(), pk)  # a login address is never someone else's alias
         configured = getattr(settings, "TRUEPIPE_INTERNAL_DOMAINS", ()) or ()
         self.internal = {d.strip().lower() for d in configured if d.strip()}
         self.internal |= {domain_of(a) for a in self.users} - FREE_MAIL

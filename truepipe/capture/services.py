@@ -126,6 +126,11 @@ def mark_private(actor, item: CapturedItem | int, *, via: str) -> int:
 
 def add_address(actor, email: str) -> CaptureAddress:
     address = normalise_email(email)
+    from django.contrib.auth import get_user_model
+
+    # Someone else's login address would make their mail (and the drop-box's trust) this person's.
+    if get_user_model().objects.filter(email__iexact=address).exclude(pk=actor.pk).exists():
+        raise InvalidInput(f"{address} is someone else's login address.", fields={"email": "Taken."})
     taken = CaptureAddress.objects.filter(email=address).first()
     if taken is not None:
         if taken.user_id == actor.pk:
