@@ -63,6 +63,13 @@ def login(user) -> Client:
 # --- the service -----------------------------------------------------------------------------------
 
 
+def test_an_amount_the_deal_cannot_hold_is_refused_in_the_preview_not_after_confirming(org):
+    preview = services.preview(org.ravi, "acme renewal 99999999999999k")
+
+    assert not preview.can_apply
+    assert preview.problems == ["Amount: The amount is too large."]
+
+
 def test_the_preview_shows_each_field_old_and_new_and_writes_nothing(org):
     preview = services.preview(org.ravi, "acme renewal 52k negotiation next: send SOW in 2 weeks")
 

@@ -177,3 +177,19 @@ def test_a_deleted_deal_is_invisible_to_everyone(world):
     delete_opportunity(world.ravi, world.ravi_open, via=Via.FORM)
     for persona in ("ravi", "maya", "vera", "ada", "eli"):
         assert "Acme renewal" not in names(getattr(world, persona), Opportunity)
+
+
+@pytest.mark.parametrize("persona", ["ravi", "rita", "maya", "omar", "vera", "ada", "eli", "dana"])
+def test_the_owners_whose_open_deals_a_person_sees_agree_with_their_visible_deals(world, persona):
+    """Capture matches many people's mail at once with open_deal_owners; it must say what visible() says."""
+    from truepipe.core.visibility import open_deal_owners
+    from truepipe.pipeline.models import StageKind
+
+    user = getattr(world, persona)
+    open_deals = Opportunity.objects.filter(stage__kind=StageKind.OPEN, deleted_at__isnull=True)
+    owners = open_deal_owners(user)
+    by_scope = {d.pk for d in open_deals if owners is None or d.owner_id in owners}
+
+    assert by_scope == set(
+        visible(user, Opportunity).filter(stage__kind=StageKind.OPEN).values_list("pk", flat=True)
+    )

@@ -254,8 +254,20 @@ def preview(
         if isinstance(row.old, Stage) and isinstance(row.new, Stage):
             changed = row.old.pk != row.new.pk
         (rows if changed else same).append(row)
+    _value_check(proposal, new_values)
     _stage_check(proposal)
     return Preview(proposal=proposal, rows=rows, same=same)
+
+
+def _value_check(proposal: Proposal, values: dict[str, Any]) -> None:
+    """The deal service's own checks of the values (an amount too large, a next step too long), so
+    the preview refuses what the write would."""
+    try:
+        pipeline._validate(values)
+    except InvalidInput as exc:
+        for name, reason in (exc.fields or {"": exc.message}).items():
+            label = name.replace("_", " ").capitalize()
+            proposal.problems.append(f"{label}: {reason}" if name else reason)
 
 
 @dataclass
