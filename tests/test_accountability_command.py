@@ -81,3 +81,10 @@ def test_finance_gets_a_csv_of_the_expense_holds_applied(org):
         ("ravi", "expense_hold", "2026-12-01", "2026-12-31")
     ]
     assert list(csv.DictReader(StringIO(run("export", "--for", "hr", "--as", "ada")))) == []
+
+
+def test_a_day_out_of_range_is_refused_with_a_message_not_a_traceback(org):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="out of range"):
+        call_command("accountability", "fairness", "--as", "vera", "--to", "0001-01-01")

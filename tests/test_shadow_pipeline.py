@@ -377,3 +377,21 @@ def test_the_violation_is_in_ricks_daily_queue_without_a_deal_to_open(client, or
 
     assert page.status_code == 200
     assert b"5 customer touches with newco.example" in page.content
+
+
+def test_create_the_deal_does_not_reveal_an_account_rick_cannot_see(client, org, rick):
+    mail(rick, "gus@globex.example", 3)  # Globex is Owen's account, on another team
+    assert client.login(username="rick", password=PASSWORD)
+
+    answer = client.post(
+        "/capture/shadow/", {"action": "create", "domain": "globex.example", "rep": rick.pk}, follow=True
+    )
+
+    assert all("Globex" not in url for url, _ in answer.redirect_chain)
+    assert "an account you cannot see" in answer.content.decode()
+
+
+def test_a_rep_number_that_is_not_a_number_is_ignored_not_a_server_error(client, org, rick):
+    assert client.login(username="rick", password=PASSWORD)
+
+    assert client.get("/capture/shadow/?rep=²").status_code == 200

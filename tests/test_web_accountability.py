@@ -162,3 +162,11 @@ def test_a_rep_is_not_shown_how_his_manager_follows_through(org):
 
     assert "let 2 consequences pass" in _as(org.vera).get(reverse("accountability")).content.decode()
     assert "pass their deadline" not in _as(org.ravi).get(reverse("accountability")).content.decode()
+
+
+@pytest.mark.parametrize("query", ["?to=0001-01-01", "?from=9999-12-31", "?to=2026-02-30"])
+def test_a_fairness_date_out_of_range_falls_back_with_a_message_not_a_server_error(org, query):
+    response = _as(org.vera).get("/accountability/fairness/" + query, follow=True)
+
+    assert response.status_code == 200
+    assert "showing the default" in response.content.decode()

@@ -11,6 +11,8 @@ from tests.capture_helpers import capture, message
 from tests.conftest import PASSWORD
 from truepipe.activities.models import Activity
 from truepipe.capture.models import CaptureAddress, CapturedItem, ContactProposal, ExcludedDomain, ItemStatus
+from truepipe.core.models import Via
+from truepipe.pipeline import services as pipeline_services
 
 pytestmark = pytest.mark.django_db
 
@@ -222,3 +224,37 @@ def test_ravi_cannot_register_his_managers_login_address_as_his_own(client, org)
 
     assert "maya@truepipe.test is someone else" in response.content.decode()
     assert not CaptureAddress.objects.exists()
+
+
+def test_a_customers_domain_cannot_be_excluded_as_personal_from_the_settings(client, org):
+    response = logged_in(client, org.ravi).post(
+        "/capture/settings/", {"action": "exclude", "value": "acme.example"}, follow=True
+    )
+
+    assert "a customer" in response.content.decode()
+    assert not ExcludedDomain.objects.exists()
+
+
+def test_the_triage_list_does_not_show_a_deal_that_changed_hands_since(client, org, acme_buyer, acme_upsell):
+    capture(message("ravi@truepipe.test", "bea@acme.example", "Before the handover"))
+    pipeline_services.update_opportunity(
+        org.maya, acme_upsell, {"name": "Rita's secret deal", "owner": org.rita}, via=Via.FORM
+    )
+
+    page = logged_in(client, org.ravi).get("/capture/").content.decode()
+
+    assert (
+        "Before the handover" in page and "Rita&#x27;s secret deal" not in page and "secret deal" not in page
+    )
+
+
+def test_a_deal_number_that_is_not_a_number_is_refused_not_a_server_error(
+    client, org, acme_buyer, acme_upsell
+):
+    capture(message("ravi@truepipe.test", "bea@acme.example", "Odd choice"))
+    item = CapturedItem.objects.get(subject="Odd choice")
+
+    assert (
+        logged_in(client, org.ravi).post(f"/capture/triage/{item.pk}/", {"opportunity": "²"}).status_code
+        == 404
+    )

@@ -14,6 +14,7 @@ from truepipe.accounts import services as account_services
 from truepipe.accounts.services import normalise_domain, normalise_email
 from truepipe.activities import services as activity_services
 from truepipe.activities.models import Activity
+from truepipe.audit import log as audit
 from truepipe.capture.models import (
     CaptureAddress,
     CapturedItem,
@@ -148,10 +149,18 @@ def exclude_domain(actor, domain: str, *, everyone: bool = False) -> ExcludedDom
     from truepipe.core.visibility import role_of
     from truepipe.people.models import Role
 
+    if not everyone:
+        # One way to call a domain personal: the shadow pipeline's "not a customer" (refused for a
+        # known account's domain, so the unlogged-deal rule cannot be silenced; audited).
+        from truepipe.capture.shadow import exclude_domain as not_a_customer
+
+        return not_a_customer(actor, actor, domain, note="excluded on the capture page")
     value = normalise_domain(domain)
-    if everyone and role_of(actor) != Role.ADMIN:
+    if role_of(actor) != Role.ADMIN:
         raise NotAllowed("Only an admin excludes a domain for everyone.")
-    found, _ = ExcludedDomain.objects.get_or_create(user=None if everyone else actor, domain=value)
+    with transaction.atomic():
+        found, _ = ExcludedDomain.objects.get_or_create(user=None, domain=value)
+        audit.record(actor, "capture.domain_excluded", found, {"rep": None, "domain": value})
     return found
 
 
@@ -174,9 +183,9 @@ def triage_for(user):  # type: ignore[no-untyped-def]
     )
 
 
-def candidate_deals(items) -> dict[int, Opportunity]:  # type: ignore[no-untyped-def]
-    """The deals named by these items' candidates, in one query."""
+def candidate_deals(user, items) -> dict[int, Opportunity]:  # type: ignore[no-untyped-def]
+    """The deals named by these items' candidates that `user` may see, in one query (a deal
+    that changed hands since the mail was captured is not shown)."""
     ids = {pk for item in items for pk in item.candidates}
-    return {
-        o.pk: o for o in Opportunity.objects.filter(pk__in=ids).select_related("account", "stage", "owner")
-    }
+    deals = visible(user, Opportunity).filter(pk__in=ids).select_related("account", "stage", "owner")
+    return {o.pk: o for o in deals}

@@ -242,9 +242,12 @@ def account_for_deal(actor: Any, domain: str) -> Any:
     from truepipe.accounts.models import Account
     from truepipe.accounts.services import create_account
     from truepipe.core.models import Via
+    from truepipe.core.visibility import visible
 
     domain = _clean_domain(domain)
     known = Account.objects.filter(domains__domain=domain, deleted_at__isnull=True).order_by("pk").first()
     if known is not None:
+        if not visible(actor, Account).filter(pk=known.pk).exists():
+            raise NotAllowed(f"{domain} belongs to an account you cannot see: ask its owner or your manager.")
         return known
     return create_account(actor, name=account_name_for(domain), domains=[domain], via=Via.FORM)

@@ -185,8 +185,11 @@ def fairness_page(request: HttpRequest) -> HttpResponse:
 
     def day(name: str) -> dt.date | None:
         try:
-            return parse_date(request.GET.get(name) or "")
-        except ValueError:  # well formed but no such day (2026-02-30)
+            found = parse_date(request.GET.get(name) or "")
+            if found is not None and not dt.date(1900, 1, 1) <= found <= dt.date(9000, 12, 31):
+                raise ValueError  # a day the 90-day window around it cannot reach
+            return found
+        except ValueError:  # well formed but no such day (2026-02-30), or out of range
             messages.error(
                 request, f"{name.capitalize()}: no such day, {request.GET[name]!r}; showing the default."
             )

@@ -36,7 +36,7 @@ from truepipe.web.views.common import paginate, refuse
 def capture_page(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     triage = list(services.triage_for(user)[:50])
-    deals = services.candidate_deals(triage)
+    deals = services.candidate_deals(user, triage)
     for item in triage:
         item.deals = [deals[pk] for pk in item.candidates if pk in deals]
     items = visible(user, CapturedItem).select_related("owner", "activity", "activity__opportunity")
@@ -98,7 +98,8 @@ def triage_decide(request: HttpRequest, pk: int) -> HttpResponse:
     choice = request.POST.get("opportunity", "")
     opportunity = None
     if choice and choice != "none":
-        opportunity = visible(user, Opportunity).filter(pk=choice).first() if choice.isdigit() else None
+        ok = choice.isascii() and choice.isdigit() and len(choice) < 19
+        opportunity = visible(user, Opportunity).filter(pk=int(choice)).first() if ok else None
         if opportunity is None:
             return refuse(request, "That deal does not exist or is not yours.", 404)
     try:

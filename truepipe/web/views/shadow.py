@@ -65,7 +65,8 @@ def _answer(request: HttpRequest, user: Any) -> HttpResponse:
     action = request.POST.get("action", "")
     domain = request.POST.get("domain", "")
     rep_id = request.POST.get("rep", "")
-    rep = get_object_or_404(get_user_model(), pk=int(rep_id)) if rep_id.isdigit() else user
+    known = rep_id.isascii() and rep_id.isdigit() and len(rep_id) < 19
+    rep = get_object_or_404(get_user_model(), pk=int(rep_id)) if known else user
     try:
         if action == "create":
             if rep.pk != user.pk:

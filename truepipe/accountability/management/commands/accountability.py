@@ -15,6 +15,7 @@ person named by --as (their permissions, their name in the audit log).
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 from typing import Any
@@ -28,6 +29,17 @@ from truepipe.accountability.models import Consequence, Dispute, Offense
 from truepipe.accountability.offenses import escalate_overdue
 from truepipe.core.errors import ServiceError
 from truepipe.core.visibility import visible
+
+
+def day(text: str) -> dt.date:
+    """A YYYY-MM-DD argument within the years a 90-day window around it can reach."""
+    try:
+        value = dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+    if not dt.date(1900, 1, 1) <= value <= dt.date(9000, 12, 31):
+        raise argparse.ArgumentTypeError(f"{text} is out of range")
+    return value
 
 
 class Command(BaseCommand):
@@ -47,7 +59,7 @@ class Command(BaseCommand):
         apply = person(actions.add_parser("apply", help="Record a consequence as carried out."))
         apply.add_argument("id", type=int)
         apply.add_argument("--note", required=True)
-        apply.add_argument("--on", type=dt.date.fromisoformat, help="When (default today).")
+        apply.add_argument("--on", type=day, help="When (default today).")
         waive = person(actions.add_parser("waive", help="Waive a consequence, with a reason."))
         waive.add_argument("id", type=int)
         waive.add_argument("--reason", required=True)
@@ -63,17 +75,17 @@ class Command(BaseCommand):
         ack = person(actions.add_parser("acknowledge", help="Acknowledge an offense, or the policy."))
         ack.add_argument("id", type=int, nargs="?")
         fair = person(actions.add_parser("fairness", help="The fairness audit over what this person sees."))
-        fair.add_argument("--from", dest="start", type=dt.date.fromisoformat, help="Default: 90 days ago.")
-        fair.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="Default: today.")
+        fair.add_argument("--from", dest="start", type=day, help="Default: 90 days ago.")
+        fair.add_argument("--to", dest="end", type=day, help="Default: today.")
         fair.add_argument("--under", help="Only one manager's team (username).")
         fair.add_argument("--format", choices=["table", "json"], default="table")
         export = person(
             actions.add_parser("export", help="CSV of applied consequences finance or HR must act on.")
         )
         export.add_argument("--for", dest="audience", choices=["finance", "hr"], required=True)
-        export.add_argument("--from", dest="start", type=dt.date.fromisoformat, help="Applied on or after.")
+        export.add_argument("--from", dest="start", type=day, help="Applied on or after.")
         escalate = actions.add_parser("escalate", help="Escalate consequences past their deadline now.")
-        escalate.add_argument("--day", type=dt.date.fromisoformat, help="As of this day (default today).")
+        escalate.add_argument("--day", type=day, help="As of this day (default today).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
