@@ -9,6 +9,7 @@ import hmac
 import json
 import socket
 import threading
+import time
 from email import message_from_bytes
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -221,3 +222,16 @@ def test_a_webhook_with_a_broken_address_fails_alone_and_the_others_are_delivere
     broken = Webhook.objects.get(name="Typo").deliveries.first()
     assert broken.attempts == 1 and broken.status == DeliveryStatus.PENDING and broken.last_error
     assert receiver.received
+
+
+@pytest.mark.django_db
+def test_a_flush_while_another_runs_gives_up_or_waits_its_turn(org):
+    from huey.contrib.djhuey import HUEY
+
+    from truepipe.notify.send import FLUSH_LOCK, flush
+
+    with HUEY.lock_task(FLUSH_LOCK):
+        assert flush() == {"emails": 0, "webhooks": 0}
+        started = time.monotonic()
+        assert flush(wait=0.3) == {"emails": 0, "webhooks": 0}
+        assert time.monotonic() - started >= 0.3

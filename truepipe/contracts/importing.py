@@ -23,7 +23,6 @@ accountable) and the `unlogged_win` rule is evaluated, all before the command re
 from __future__ import annotations
 
 import csv
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -261,26 +260,11 @@ def run(path: str | Path, options: dict[str, Any], actor: Any = None, now: Any =
 
 
 def send_now(wait: float = 10.0) -> None:
-    """What `notify.send.flush` does (immediate e-mails, due webhooks) under the same lock, but
-    waiting for a flush already running (the worker's, another import's) instead of leaving the
-    messages to the next minute: that flush may have read the outbox before this import committed.
-    """
-    from huey.contrib.djhuey import HUEY
-    from huey.exceptions import TaskLockedException
+    """Send the import's notifications now, not at the worker's next minute (waiting for a flush
+    already running, which may have read the outbox before this import committed)."""
+    from truepipe.notify.send import flush
 
-    from truepipe.notify.send import deliver, send_immediate
-
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with HUEY.lock_task("truepipe-notify-flush"):  # notify.send.flush's lock
-                send_immediate()
-                deliver()
-                return
-        except TaskLockedException:
-            if time.monotonic() > deadline:
-                return  # the worker sends them within the minute
-            time.sleep(0.1)
+    flush(wait=wait)
 
 
 def _store(rows: list[_Row], report: Report, actor: Any, source: str, now: Any = None) -> list[Contract]:

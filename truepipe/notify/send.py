@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -192,17 +193,28 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def flush(now: dt.datetime | None = None) -> dict[str, int]:
+FLUSH_LOCK = "truepipe-notify-flush"
+
+
+def flush(now: dt.datetime | None = None, *, wait: float = 0.0) -> dict[str, int]:
     """What the worker runs every minute: immediate e-mails, then due webhook deliveries. One
-    flush at a time (the worker's and a cron job's would send the same messages twice)."""
+    flush at a time (the worker's and a cron job's would send the same messages twice).
+
+    A flush already running makes this one give up, unless `wait` seconds are given: then it
+    waits for that one (which may have read the outbox before the caller's messages were
+    committed) and sends after it; past the wait, the worker sends them within the minute."""
     from huey.contrib.djhuey import HUEY
     from huey.exceptions import TaskLockedException
 
-    try:
-        with HUEY.lock_task("truepipe-notify-flush"):
-            return {"emails": send_immediate(), "webhooks": deliver(now)}
-    except TaskLockedException:
-        return {"emails": 0, "webhooks": 0}
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with HUEY.lock_task(FLUSH_LOCK):
+                return {"emails": send_immediate(), "webhooks": deliver(now)}
+        except TaskLockedException:
+            if time.monotonic() >= deadline:
+                return {"emails": 0, "webhooks": 0}
+            time.sleep(0.1)
 
 
 def deliver(now: dt.datetime | None = None) -> int:
