@@ -41,8 +41,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from truepipe.activities.models import ActivityKind
-from truepipe.capture.ingest import Incoming, Ingest, Report
-from truepipe.capture.models import CalendarFeed, CaptureAddress, CaptureSource
+from truepipe.capture.ingest import Directory, Incoming, Ingest, Report
+from truepipe.capture.models import CalendarFeed, CaptureSource
 
 log = logging.getLogger(__name__)
 
@@ -105,22 +105,12 @@ class People:
 
     def _load(self) -> dict[int, dt.tzinfo]:
         if self._zones is None:
-            self._zones = {}
-            rows = (
-                get_user_model()
-                .objects.filter(is_active=True)
-                .values_list("pk", "email", "profile__time_zone")
-            )
-            for pk, email, zone_name in rows:
-                self._zones[pk] = _zone(zone_name) or self.default
-                if email:
-                    self._by_address.setdefault(email.strip().lower(), pk)
-                    self._addresses.setdefault(pk, set()).add(email.strip().lower())
-            for pk, email in CaptureAddress.objects.filter(user__is_active=True).values_list(
-                "user_id", "email"
-            ):
-                self._by_address[email.lower()] = pk
-                self._addresses.setdefault(pk, set()).add(email.lower())
+            rows = get_user_model().objects.filter(is_active=True).values_list("pk", "profile__time_zone")
+            self._zones = {pk: _zone(zone_name) or self.default for pk, zone_name in rows}
+            # Who sends from which address: the same directory the ingest matches people with.
+            self._by_address = Directory().users
+            for address, pk in self._by_address.items():
+                self._addresses.setdefault(pk, set()).add(address)
         return self._zones
 
     def zone_for(self, owner_id: int | None, addresses: Iterable[str]) -> dt.tzinfo:

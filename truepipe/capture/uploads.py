@@ -30,6 +30,7 @@ def ingest_file(actor, name: str, chunks, *, owner_id: int | None) -> Report:  #
         if suffix in CALENDAR_SUFFIXES:
             from truepipe.capture import calendar
 
+            ingest.report = calendar.CalendarReport()  # its summary also counts cancelled meetings
             return ingest.run(calendar.read_paths([path], source=CaptureSource.UPLOAD, owner_id=owner_id))
         from truepipe.capture.sources import read_paths
 
