@@ -26,7 +26,7 @@ from truepipe.api.errors import ApiError
 from truepipe.api.schemas import ERRORS, AccountRef, ListParams, Strict, UserRef, page_of
 from truepipe.capture.shadow import ShadowRow, shadow_pipeline
 from truepipe.contracts.models import Contract
-from truepipe.contracts.services import visible_contracts
+from truepipe.core.visibility import visible
 
 router = Router(tags=["deals never logged"])
 
@@ -148,7 +148,7 @@ def contract_out(c: Contract) -> dict[str, Any]:
 
 
 def contracts_qs(user: Any) -> QuerySet[Contract]:
-    return visible_contracts(user).select_related("account", "opportunity", "rep")
+    return visible(user, Contract).select_related("account", "opportunity", "rep")
 
 
 @router.get("/contracts", response={200: page_of(ContractOut, "ContractPage"), **ERRORS})

@@ -50,9 +50,10 @@ class Contract(models.Model):
     # When the manager, delivery (or the admins) were told it was never logged.
     notified_at = models.DateTimeField(null=True, blank=True)
 
-    # Visibility (core.visibility): the person the record is about; delivery reads all of them
-    # (contracts.services.visible_contracts).
+    # Visibility (core.visibility): the person the record is about and their managers; delivery
+    # reads all of them (they staff what was signed).
     VISIBLE_BY = "rep"
+    VISIBLE_TO_DELIVERY = True
 
     class Meta:
         ordering = ["-signed_on", "-id"]

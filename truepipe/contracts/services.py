@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -40,7 +40,7 @@ from truepipe.capture.models import TouchDomain
 from truepipe.contracts.models import Contract
 from truepipe.core.errors import InvalidInput
 from truepipe.core.models import ExternalId
-from truepipe.core.visibility import role_of, visible
+from truepipe.core.visibility import role_of
 from truepipe.hygiene.engine import EvalContext, after_evaluation, reconcile_in_sql
 from truepipe.hygiene.models import EvaluationRun
 from truepipe.hygiene.policy import Policy, current_policy
@@ -54,13 +54,6 @@ TOUCH_DAYS = 90  # how far back captured touches make someone the accountable re
 
 
 # ---------------------------------------------------------------- who sees what
-
-
-def visible_contracts(user: Any) -> QuerySet[Contract]:
-    """Delivery, admin and exec read every contract; a manager their subtree's; a rep their own."""
-    if role_of(user) == Role.DELIVERY:
-        return Contract.objects.all()
-    return visible(user, Contract)
 
 
 def may_see_contracts_page(user: Any) -> bool:

@@ -11,7 +11,8 @@ Roles:
 - admin: reads and changes everything;
 - delivery: reads won opportunities, their accounts, contacts and activities;
 - records about a person (a model's `VISIBLE_BY` names the person: offenses, consequences,
-  disputes): that person and their managers read them, exec and admin read all, delivery none;
+  disputes, captured mail, contracts): that person and their managers read them, exec and admin
+  read all, delivery none unless the model says `VISIBLE_TO_DELIVERY` (signed contracts);
 - anonymous or no profile: nothing.
 """
 
@@ -88,6 +89,8 @@ def visible(user, model: type[M], action: Action = "view") -> QuerySet[M]:
     if role == Role.DELIVERY:
         if action != "view":
             return qs.none()
+        if getattr(model, "VISIBLE_TO_DELIVERY", False):  # e.g. signed contracts: delivery staffs them
+            return qs
         won = _won_opportunities()
         if model is Opportunity:
             return qs.filter(stage__kind=StageKind.WON)

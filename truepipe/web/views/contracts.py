@@ -11,6 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from truepipe.contracts import services
+from truepipe.contracts.models import Contract
+from truepipe.core.visibility import visible
 from truepipe.web.views.common import refuse
 
 SHOWN = 200
@@ -22,7 +24,7 @@ def contracts_page(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     if not services.may_see_contracts_page(user):
         return refuse(request, "Contracts are for managers, delivery and admins.")
-    contracts = services.visible_contracts(user).select_related("account", "rep", "opportunity")
+    contracts = visible(user, Contract).select_related("account", "rep", "opportunity")
     unmatched = contracts.filter(opportunity__isnull=True).order_by("-signed_on", "-pk")
     matched = contracts.filter(opportunity__isnull=False).order_by("-signed_on", "-pk")
     return render(
