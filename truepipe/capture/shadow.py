@@ -32,8 +32,7 @@ from truepipe.audit import log as audit
 from truepipe.capture.ingest import FREE_MAIL
 from truepipe.capture.models import ExcludedDomain
 from truepipe.core.errors import InvalidInput, NotAllowed
-from truepipe.core.visibility import role_of
-from truepipe.people.models import Role, SalesProfile
+from truepipe.core.visibility import assignable_owners, open_deal_owners
 
 
 @dataclass(frozen=True)
@@ -63,21 +62,14 @@ def thresholds(policy: Any = None) -> dict[str, Any]:
 
 
 def _owners_filter(user: Any) -> str | None:
-    """Whose touches the user may see, as an `AND ...` over `td`; None: nobody's."""
-    role = role_of(user)
-    if role in (Role.ADMIN, Role.EXEC):
+    """Whose touches the user may see (those whose open deals they see), as an `AND ...` over
+    `td`; None: nobody's (delivery reads won deals only, not the reps' mail)."""
+    owners = open_deal_owners(user)
+    if owners is None:
         return ""
-    if role == Role.MANAGER:
-        path = user.profile.path or f"/{user.pk}/"
-        if not path.replace("/", "").isdigit():  # the path is ids and slashes; never anything else
-            return None
-        return (
-            f" AND td.owner_id IN (SELECT p.user_id FROM {SalesProfile._meta.db_table} p"
-            f" WHERE p.path LIKE '{path}%')"
-        )
-    if role == Role.REP:
-        return f" AND td.owner_id = {int(user.pk)}"
-    return None  # delivery reads won deals only, not the reps' mail; no profile reads nothing
+    if not owners:
+        return None
+    return f" AND td.owner_id IN ({', '.join(str(int(pk)) for pk in sorted(owners))})"
 
 
 def shadow_pipeline(user: Any, *, now: dt.datetime | None = None) -> list[ShadowRow]:
@@ -150,14 +142,8 @@ def shadow_pipeline(user: Any, *, now: dt.datetime | None = None) -> list[Shadow
 
 
 def _may_answer_for(actor: Any, rep: Any) -> bool:
-    """The rep themself, a manager above them, or an admin."""
-    role = role_of(actor)
-    if role == Role.ADMIN or actor.pk == rep.pk:
-        return True
-    if role == Role.MANAGER:
-        path = actor.profile.path or f"/{actor.pk}/"
-        return SalesProfile.objects.filter(user=rep, path__startswith=path).exists()
-    return False
+    """The rep themself, a manager above them, or an admin: whoever may give the rep records."""
+    return assignable_owners(actor).filter(pk=rep.pk).exists()
 
 
 def _clean_domain(domain: str) -> str:
