@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.capture_helpers import capture, message
 from tests.test_api_support import api_as, assert_error
+from truepipe.activities.models import Activity
 from truepipe.capture.models import CapturedItem, ContactProposal, ItemStatus
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +97,27 @@ def test_capture_is_in_the_openapi_document(org):
     paths = api_as(org.ravi).get("/api/v1/openapi.json").json()["paths"]
 
     assert {f"{BASE}/items", f"{BASE}/items/{{id}}/triage", f"{BASE}/uploads"} <= set(paths)
+
+
+def test_ravi_marks_a_conversation_private_through_the_api_and_maya_cannot(org):
+    capture(message("ravi@truepipe.test", "friend@acme.example", "Private matter", "details"))
+    item = CapturedItem.objects.get(subject="Private matter")
+
+    assert_error(api_as(org.maya).post(f"{BASE}/items/{item.pk}/private"), 403)
+    response = api_as(org.ravi).post(f"{BASE}/items/{item.pk}/private")
+
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["reason"]) == ("ignored", "private thread")
+    assert not Activity.objects.filter(body__contains="details").exists()
+
+
+def test_ravi_dismisses_a_proposal_through_the_api(org):
+    capture(message("ravi@truepipe.test", "noreply@acme.example", "Receipt"))
+    proposal = ContactProposal.objects.get(email="noreply@acme.example")
+
+    response = api_as(org.ravi).post(f"{BASE}/proposals/{proposal.pk}", {"decision": "dismiss"})
+
+    assert response.status_code == 200
+    proposal.refresh_from_db()
+    assert proposal.status == "dismissed"
+    assert api_as(org.ravi).get(f"{BASE}/proposals").json()["items"] == []

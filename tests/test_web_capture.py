@@ -258,3 +258,27 @@ def test_a_deal_number_that_is_not_a_number_is_refused_not_a_server_error(
         logged_in(client, org.ravi).post(f"/capture/triage/{item.pk}/", {"opportunity": "²"}).status_code
         == 404
     )
+
+
+def test_ravi_dismisses_a_proposed_contact_and_it_is_not_proposed_again(client, org):
+    capture(message("ravi@truepipe.test", "Nora Noreply <noreply@acme.example>", "Your invoice"))
+    proposal = ContactProposal.objects.get(email="noreply@acme.example")
+
+    logged_in(client, org.ravi).post(f"/capture/proposals/{proposal.pk}/", {"action": "dismiss"})
+    capture(message("noreply@acme.example", "ravi@truepipe.test", "Another invoice"))
+
+    proposal.refresh_from_db()
+    assert proposal.status == "dismissed" and proposal.contact is None
+    assert b"noreply@acme.example" not in client.get("/capture/").content.split(b'id="captured"')[0]
+
+
+def test_ravi_removes_an_address_and_takes_back_a_personal_domain(client, org):
+    logged_in(client, org.ravi)
+    client.post("/capture/settings/", {"action": "add-address", "value": "ravi@phone.example"})
+    client.post("/capture/settings/", {"action": "exclude", "value": "family.example"})
+
+    client.post("/capture/settings/", {"action": "remove-address", "value": "ravi@phone.example"})
+    client.post("/capture/settings/", {"action": "include", "value": "family.example"})
+
+    assert not CaptureAddress.objects.exists()
+    assert not ExcludedDomain.objects.exists()
