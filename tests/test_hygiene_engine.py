@@ -726,6 +726,11 @@ def test_an_activity_write_reads_its_live_violations_by_index_even_when_most_vio
     from truepipe.hygiene.engine import _live_sql, prepare_incremental
     from truepipe.hygiene.models import Violation
 
+    if connection.vendor != "sqlite":
+        # PostgreSQL keeps NULL fractions in its statistics and reads a few thousand rows by a
+        # sequential scan when it estimates that cheaper: its plan here says nothing either way.
+        pytest.skip("SQLite's planner is the one misled by an index full of NULLs")
+
     rows = [
         Violation(
             rule="stale_touch",
@@ -750,15 +755,11 @@ def test_an_activity_write_reads_its_live_violations_by_index_even_when_most_vio
     ctx.bound = True
     prepare_incremental(ctx)
     with connection.cursor() as cursor:
-        prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
-        cursor.execute(prefix + _live_sql(ctx))
-        plan = " ".join(
-            str(row[-1] if connection.vendor == "sqlite" else row[0]) for row in cursor.fetchall()
-        )
+        cursor.execute("EXPLAIN QUERY PLAN " + _live_sql(ctx))
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
 
-    activities_part = plan.split("UNION", 1)[-1]  # the activities' branch (on SQLite's plan)
+    activities_part = plan.split("UNION", 1)[-1]  # the activities' branch
     assert "SCAN hygiene_violation" not in activities_part, plan
-    assert "Seq Scan on hygiene_violation" not in plan, plan
 
 
 @pytest.mark.django_db
