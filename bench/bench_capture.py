@@ -4,6 +4,7 @@
     python -m bench.bench_capture --messages 100000 --contacts 100000 --opportunities 1000000
     python -m bench.bench_capture --database-url postgresql://postgres@127.0.0.1:5432/truepipe_bench_capture
     python -m bench.bench_capture --home /tmp/tp-capture --reuse   # keep the organisation between runs
+    python -m bench.bench_capture --home /tmp/tp-capture --prepare-only  # build, then copy the home per run
 
 What it builds: an organisation by bench.datagen (reps, accounts, open deals; no activities),
 then one domain per account and --contacts contacts with an address at their account's domain,
@@ -237,6 +238,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite under --home).")
     parser.add_argument("--home", type=Path, help="TRUEPIPE_HOME to use (default: a temporary directory).")
     parser.add_argument("--reuse", action="store_true", help="Keep an organisation already built in --home.")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="Build the organisation and the mbox, then stop (copy --home to rerun from the same start).",
+    )
     args = parser.parse_args(argv)
 
     home = args.home or Path(tempfile.mkdtemp(prefix="tp-bench-capture-"))
@@ -253,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         write_mbox(path, args, deal_owners(args.accounts))
         log(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
+    if args.prepare_only:
+        return
     from truepipe.capture.models import CapturedItem
 
     if CapturedItem.objects.exists():

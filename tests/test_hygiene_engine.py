@@ -780,3 +780,62 @@ def test_on_postgresql_a_large_incremental_batch_analyses_its_scratch_tables_and
     deal = org.ravi_open.pk
     assert not analysed([deal])
     assert analysed([deal, *range(10**9, 10**9 + engine.ANALYZE_SCRATCH_AFTER)])
+
+
+# What a rule's SQL reads when its verdict depends on activities: the state's activity clocks and
+# count, or the activities table itself.
+ACTIVITY_COLUMNS = ("touch_clock", "update_clock", "last_touch_at", "activity_count", "activities_activity")
+
+
+@pytest.mark.django_db
+def test_every_rule_that_reads_activities_says_so_and_no_other_rule_claims_to(org):
+    """A write of activities alone re-runs only the rules that declare `reads_activities`: a rule
+    reading the activity clocks without declaring it would keep a verdict a logged touch changed."""
+    ctx = EvalContext(
+        as_of=timezone.now(), policy=current_policy(), opportunity_ids=[org.ravi_open.pk], activity_ids=[1]
+    )
+    ctx.state = "hy_state_few"
+    for rule in ctx.policy.rules:
+        if not rule.incremental:
+            continue
+        sql = rule.facts(ctx) + " ".join(
+            expression for layer in rule.derived(ctx) for expression in layer.values()
+        )
+        reads = any(column in sql for column in ACTIVITY_COLUMNS)
+        assert rule.reads_activities == reads, rule.key
+
+
+@pytest.mark.django_db
+def test_logging_a_call_clears_the_stale_touch_at_once_and_runs_only_the_rules_that_read_activities(org):
+    """Ravi's renewal has been quiet for two months and its close date has passed. The call he logs
+    clears the stale-touch violation at once; the past close date stays, and its rule does not even
+    run: logging a call changes none of the deal's own fields."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from truepipe.pipeline.models import Opportunity
+
+    two_months_ago = timezone.now() - dt.timedelta(days=60)
+    Opportunity.objects.filter(pk=org.ravi_open.pk).update(
+        created_at=two_months_ago, close_date=timezone.localdate() - dt.timedelta(days=10)
+    )
+    evaluate()
+    stale = _violation("stale_touch", org.ravi_open)
+    past_due = _violation("past_due_close", org.ravi_open)
+
+    with CaptureQueriesContext(connection) as captured:
+        log_activity(
+            org.ravi, kind=ActivityKind.CALL, opportunity=org.ravi_open, subject="Renewal call", via=Via.FORM
+        )
+
+    stale.refresh_from_db()
+    past_due.refresh_from_db()
+    assert stale.status == ViolationStatus.RESOLVED
+    assert stale.resolved_by == org.ravi
+    assert past_due.status == ViolationStatus.OPEN and past_due.live
+    ran = {
+        rule.key
+        for rule in current_policy().rules
+        if any(f"'{rule.key}:" in query["sql"] for query in captured.captured_queries)
+    }
+    assert ran == {rule.key for rule in current_policy().rules if rule.reads_activities and rule.incremental}

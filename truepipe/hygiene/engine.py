@@ -35,7 +35,8 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
@@ -92,6 +93,9 @@ class EvalContext:
     # read in one batch) the keys each found.
     keys_sql: dict[str, str] = field(default_factory=dict)
     found: dict[str, set[str]] = field(default_factory=dict)
+    # Incremental evaluation after a write of activities alone (the deals' own fields did not
+    # change): only the rules that read activities can change their verdict.
+    activities_only: bool = False
 
     @property
     def day(self) -> dt.date:
@@ -465,6 +469,8 @@ class Resolution:
 def _in_scope(ctx: EvalContext, rule: Rule) -> bool:
     if ctx.full:
         return True
+    if ctx.activities_only and not rule.reads_activities:
+        return False
     if rule.subject == "opportunity":
         return rule.incremental and ctx.opportunity_ids is not None
     if rule.subject == "activity":
@@ -550,17 +556,41 @@ def reconcile(ctx: EvalContext, rule: Rule, resolution: Resolution | None = None
     with transaction.atomic():
         # ignore_conflicts: a write's own evaluation may have opened the same key meanwhile.
         Violation.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        changes = _closing(ctx, rule, resolution)
         for chunk in _chunks(cleared):
-            closing = Violation.objects.filter(pk__in=chunk)
-            closing.filter(status=ViolationStatus.OPEN).update(
-                status=ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED,
-                closed_at=ctx.as_of,
-                resolved_by_id=resolution.actor_id if resolution else None,
-                resolved_via=resolution.via if resolution else "evaluation",
-                resolution=(resolution.note if resolution else "")[:255],
-            )
-            closing.update(live=False, cleared_at=ctx.as_of)
+            Violation.objects.filter(pk__in=chunk).update(**changes)
     return len(new), len(cleared)
+
+
+def _closing(ctx: EvalContext, rule: Rule, resolution: Resolution | None) -> dict[str, Any]:
+    """One UPDATE's changes for live violations that no longer fail: no longer live, and the open
+    ones resolved (state rules) or expired (event rules); a waived one keeps its waiver.
+
+    One statement rewrites each row and its index entries once (two did it twice: capture resolves
+    thousands per batch). `resolved_by` is set only when someone resolved it: an open violation's
+    is empty, and naming the column would rewrite its index entry all the same.
+    """
+    is_open = Q(status=ViolationStatus.OPEN)
+
+    def when_open(value: Any, column: str, output: models.Field) -> Case:
+        return Case(
+            When(is_open, then=Value(value, output_field=output)), default=F(column), output_field=output
+        )
+
+    text = models.CharField()
+    changes: dict[str, Any] = {
+        "status": when_open(
+            ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED, "status", text
+        ),
+        "closed_at": when_open(ctx.as_of, "closed_at", models.DateTimeField()),
+        "resolved_via": when_open(resolution.via if resolution else "evaluation", "resolved_via", text),
+        "resolution": when_open((resolution.note if resolution else "")[:255], "resolution", text),
+        "live": False,
+        "cleared_at": ctx.as_of,
+    }
+    if resolution is not None and resolution.actor_id is not None:
+        changes["resolved_by_id"] = when_open(resolution.actor_id, "resolved_by_id", models.IntegerField())
+    return changes
 
 
 FOUND_TABLE = "hy_found"
@@ -794,13 +824,19 @@ def evaluate_records(
     resolution: Resolution | None = None,
     policy: Policy | None = None,
     as_of: dt.datetime | None = None,
+    activities_only: bool = False,
 ) -> Outcome:
-    """Incremental evaluation of a few deals or activities, as of now, inside the caller's transaction."""
+    """Incremental evaluation of a few deals or activities, as of now, inside the caller's transaction.
+
+    `activities_only`: the write changed activities and not the deals' own fields, so only the
+    rules that read activities run (`Rule.reads_activities`); the others' verdicts cannot change.
+    """
     ctx = EvalContext(
         as_of=as_of or timezone.now(),
         policy=policy or current_policy(),
         opportunity_ids=opportunity_ids,
         activity_ids=activity_ids,
+        activities_only=activities_only,
     )
     ctx.bound = True
     prepare_incremental(ctx)

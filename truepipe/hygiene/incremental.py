@@ -52,5 +52,8 @@ def evaluate_after_write(event: WriteEvent) -> None:
         | set(event.extra.get("previous_opportunity_ids", []))
     )
     evaluate_records(
-        opportunity_ids=deals or None, activity_ids=list(event.object_ids), resolution=resolution
+        opportunity_ids=deals or None,
+        activity_ids=list(event.object_ids),
+        resolution=resolution,
+        activities_only=True,
     )

@@ -30,6 +30,7 @@ class LoggingLag(Rule):
     default_params: ClassVar[dict[str, Any]] = {"hours": 48, "window_days": 7}
     subject = "activity"
     event = True
+    reads_activities = True
     fix_minutes = 0  # cannot be fixed afterwards; it expires when it leaves the window
 
     def facts(self, ctx: EvalContext) -> str:

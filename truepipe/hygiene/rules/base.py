@@ -66,6 +66,9 @@ class Rule:
     event: ClassVar[bool] = False
     # Whether a write to one deal can change this rule's verdict on it (incremental evaluation).
     incremental: ClassVar[bool] = True
+    # Whether the verdict reads the deal's activities (its clocks, counts) or the activities
+    # themselves: a write of activities alone re-runs only such rules on the deals it touched.
+    reads_activities: ClassVar[bool] = False
     # Minutes a rep needs to fix one finding (the daily queue's time estimate).
     fix_minutes: ClassVar[int] = 2
 

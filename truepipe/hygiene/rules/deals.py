@@ -162,6 +162,7 @@ class StaleTouch(StaleRule):
     }
     clock = "touch_clock"
     clock_label = "customer touch"
+    reads_activities = True
 
 
 @register
@@ -176,6 +177,7 @@ class StaleUpdate(StaleRule):
     default_params: ClassVar[dict[str, Any]] = {"days": {"default": 30}, **CYCLE}
     clock = "update_clock"
     clock_label = "update"
+    reads_activities = True  # a logged activity is an update
 
 
 @register

@@ -359,6 +359,7 @@ class SurpriseWin(Rule):
     default_severity = 2
     default_params: ClassVar[dict[str, Any]] = {"min_days": 14, "min_activities": 3, "window_days": 30}
     event = True
+    reads_activities = True  # how many activities were logged before the close
     fix_minutes = 0  # nothing to fix afterwards: the lesson is for the next deal
 
     def early_order(self, ctx: EvalContext) -> int:
