@@ -43,12 +43,21 @@ class Activity(models.Model):
     subject = models.CharField(max_length=255)
     body = models.TextField(blank=True)
     source = models.CharField(max_length=16, choices=ActivitySource.choices, default=ActivitySource.MANUAL)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities")
+    # No single-column indexes on these three: the composite indexes below start with each, and
+    # every index is one more write per logged activity (capture logs thousands a minute).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities", db_index=False
+    )
     opportunity = models.ForeignKey(
-        Opportunity, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+        Opportunity,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activities",
+        db_index=False,
     )
     account = models.ForeignKey(
-        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities", db_index=False
     )
     participants = models.ManyToManyField(Contact, blank=True, related_name="activities")
     deleted_at = models.DateTimeField(null=True, blank=True)

@@ -42,8 +42,13 @@ class CapturedItem(models.Model):
     source = models.CharField(max_length=16, choices=CaptureSource.choices)
     status = models.CharField(max_length=10, choices=ItemStatus.choices)
     reason = models.CharField(max_length=255, blank=True)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    owner = models.ForeignKey(  # indexed below, first of a composite index
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     activity = models.OneToOneField(
         Activity, null=True, blank=True, on_delete=models.SET_NULL, related_name="captured"
@@ -80,7 +85,10 @@ class TouchDomain(models.Model):
     """An external domain a captured activity touched: the shadow pipeline counts these."""
 
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="+")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Indexed below, first of capture_touch_owner_idx.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     domain = models.CharField(max_length=253)
     occurred_at = models.DateTimeField()
 
