@@ -34,9 +34,15 @@ def evaluate_after_write(event: WriteEvent) -> None:
         return
     from truepipe.hygiene.engine import Resolution, evaluate_records
 
-    fields = ", ".join(sorted(event.changed_fields)) or event.action
+    # The fields an update changed say what fixed it; a creation's or deletion's would list every
+    # column (a long note also makes each closed violation's row grow, and capture closes thousands).
+    what = (
+        f" ({', '.join(sorted(event.changed_fields))})"
+        if event.action == "update" and event.changed_fields
+        else ""
+    )
     resolution = Resolution(
-        actor_id=event.actor_id, via=event.via, note=f"{event.kind} {event.action} ({fields}) via {event.via}"
+        actor_id=event.actor_id, via=event.via, note=f"{event.kind} {event.action}{what} via {event.via}"
     )
     if event.kind == "opportunity":
         evaluate_records(opportunity_ids=list(event.object_ids), resolution=resolution)
