@@ -47,16 +47,11 @@ def evaluate_after_write(event: WriteEvent) -> None:
     if event.kind == "opportunity":
         evaluate_records(opportunity_ids=list(event.object_ids), resolution=resolution)
         return
-    deals = sorted(
-        {
-            pk
-            for pk in Activity.objects.filter(pk__in=event.object_ids).values_list(
-                "opportunity_id", flat=True
-            )
-            if pk is not None
-        }
-        | set(event.extra.get("previous_opportunity_ids", []))
-    )
+    if "opportunity_ids" in event.extra:  # the writer said which deals the activities are on
+        on = set(event.extra["opportunity_ids"])
+    else:
+        on = set(Activity.objects.filter(pk__in=event.object_ids).values_list("opportunity_id", flat=True))
+    deals = sorted((on - {None}) | set(event.extra.get("previous_opportunity_ids", [])))
     evaluate_records(
         opportunity_ids=deals or None,
         activity_ids=list(event.object_ids),
