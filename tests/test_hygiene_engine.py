@@ -842,3 +842,33 @@ def test_logging_a_call_clears_the_stale_touch_at_once_and_runs_only_the_rules_t
     assert stale.resolved_by == org.ravi
     assert past_due.status == ViolationStatus.OPEN and past_due.live
     assert ran == {rule.key for rule in current_policy().rules if rule.reads_activities and rule.incremental}
+
+
+@pytest.mark.django_db
+def test_a_call_moved_to_another_deal_leaves_the_first_deal_stale_again_at_once(org):
+    """Ravi logs a call on his quiet renewal, then sees it was about the new pilot and moves it:
+    the pilot's stale touch clears, and the renewal, touched by nobody after all, is stale again."""
+    from truepipe.activities.services import update_activity
+    from truepipe.pipeline.models import Opportunity
+
+    pilot = create_opportunity(
+        org.ravi,
+        name="Acme pilot",
+        account=org.acme,
+        stage=stage("Proposal"),
+        amount=Decimal("9000"),
+        close_date=org.ravi_open.close_date,
+        via=Via.FORM,
+    )
+    two_months_ago = timezone.now() - dt.timedelta(days=60)
+    Opportunity.objects.filter(pk__in=[org.ravi_open.pk, pilot.pk]).update(created_at=two_months_ago)
+    evaluate()
+    call = log_activity(
+        org.ravi, kind=ActivityKind.CALL, opportunity=org.ravi_open, subject="Call", via=Via.FORM
+    )
+    assert not Violation.objects.filter(rule="stale_touch", opportunity=org.ravi_open, live=True).exists()
+
+    update_activity(org.ravi, call, {"opportunity": pilot}, via=Via.FORM)
+
+    assert not Violation.objects.filter(rule="stale_touch", opportunity=pilot, live=True).exists()
+    assert _violation("stale_touch", org.ravi_open).status == ViolationStatus.OPEN

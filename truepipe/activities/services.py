@@ -123,6 +123,7 @@ def update_activity(
         for name in ("opportunity", "account"):
             if name in values:
                 require_visible(actor, values[name], name)
+        previous_deal = obj.opportunity_id
         for name, value in values.items():
             setattr(obj, name, value)
         obj.save()
@@ -139,7 +140,13 @@ def update_activity(
                 getattr(actor, "pk", None),
                 via,
                 now,
-                extra={"opportunity_id": obj.opportunity_id},
+                # A deal the activity left loses a touch: the engine re-checks it too.
+                extra={
+                    "opportunity_id": obj.opportunity_id,
+                    "previous_opportunity_ids": [previous_deal]
+                    if previous_deal not in (None, obj.opportunity_id)
+                    else [],
+                },
             )
         )
     return obj

@@ -687,7 +687,8 @@ def _copy_rows(
     by_name = {f.name: f for f in meta.concrete_fields}
     columns = [str(by_name[name].column) for name in names]
     ids: list[int] = []
-    with connection.cursor() as django_cursor:
+    # The driver's errors become Django's (IntegrityError and the like), as through its cursor.
+    with connection.wrap_database_errors, connection.cursor() as django_cursor:
         cursor = django_cursor.cursor  # the driver's own cursor: COPY is not part of the DB-API
         if returning:
             cursor.execute(
