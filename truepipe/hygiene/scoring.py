@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
@@ -362,10 +362,18 @@ def _count_live(rows: list[ScoreRow]) -> None:
         return
     by_id = {row.user_id: row for row in rows}
     worst: dict[int, dict[str, tuple[int, int]]] = {}
-    counting = Violation.objects.filter(status=ViolationStatus.OPEN, rep_id__in=list(by_id))
-    for rep_id, rule, severity, n in counting.values_list("rep_id", "rule", "severity").annotate(
-        n=Count("rep_id")
-    ):
+    # The status is written into the SQL, not bound: SQLite reads a partial index alone only when
+    # the query's condition is its own word for word (bound, it checked every row's status in the
+    # table: seconds for 5,000 reps, where the index alone takes a fraction of one).
+    reps = ", ".join(str(int(pk)) for pk in by_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rep_id, rule, severity, COUNT(*) FROM hygiene_violation"
+            f" WHERE status = '{ViolationStatus.OPEN.value}' AND rep_id IN ({reps})"
+            " GROUP BY rep_id, rule, severity"
+        )
+        counts = cursor.fetchall()
+    for rep_id, rule, severity, n in counts:
         row = by_id[rep_id]
         attr = {1: "low", 2: "medium", 3: "high"}[severity]
         setattr(row, attr, getattr(row, attr) + n)
