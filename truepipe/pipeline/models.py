@@ -125,10 +125,11 @@ class Opportunity(models.Model):
         indexes = [
             # The rep's own pipeline list and the API's owner filter (live deals only: every
             # list filters deleted_at IS NULL, and the partial index then also answers COUNT).
+            # With the stage, the scorecard counts every rep's open deals from the index alone.
             models.Index(
-                fields=["owner", "close_date"],
+                fields=["owner", "close_date", "stage"],
                 condition=models.Q(deleted_at__isnull=True),
-                name="opportunity_live_owner_idx",
+                name="opportunity_owner_stage_idx",
             ),
             # The default order of every list: a big page of everything starts here, no sort.
             models.Index(
