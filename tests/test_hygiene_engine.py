@@ -85,6 +85,25 @@ def test_a_waived_violation_is_not_reopened_by_the_next_evaluation(org):
 
 
 @pytest.mark.django_db
+def test_a_waived_violation_whose_deal_is_then_fixed_stops_counting_and_keeps_its_waiver(org):
+    """Maya waived Ravi's missing next step; when Ravi sets one, the violation is no longer live,
+    and it still says it was waived by Maya, when and why, not that Ravi resolved it."""
+    evaluate()
+    violation = _violation("no_next_step", org.ravi_open)
+    waive_violation(org.maya, violation, "Customer is on holiday")
+    violation.refresh_from_db()
+    waived_at = violation.closed_at
+
+    update_opportunity(org.ravi, org.ravi_open, _next_step(), via=Via.FORM)
+
+    violation.refresh_from_db()
+    assert violation.live is False and violation.cleared_at is not None
+    assert violation.status == ViolationStatus.WAIVED
+    assert (violation.waived_by, violation.closed_at) == (org.maya, waived_at)
+    assert violation.resolved_by is None and violation.resolution == ""
+
+
+@pytest.mark.django_db
 def test_a_full_evaluation_opens_new_failures_and_resolves_fixed_ones(org, settings):
     settings.TRUEPIPE_INCREMENTAL_EVALUATION = False
     evaluate()

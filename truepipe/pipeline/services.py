@@ -648,7 +648,7 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, returning: bo
     pk_column = ops.quote_name(str(by_name[model._meta.pk.name].column))
     adapted = [(index, adapt) for index, adapt in enumerate(adapters) if adapt is not None]
     if connection.vendor == "postgresql":
-        return _copy_rows(model, names, rows, adapted, returning=returning)
+        return _copy_rows(model, fields, names, rows, adapted, returning=returning)
     # On SQLite, Django's cursor rewrites every %s of the statement to ? with a regex: with a
     # thousand rows per statement that costs more than the insert, so SQLite gets ? directly.
     sqlite = connection.vendor == "sqlite"
@@ -662,11 +662,7 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, returning: bo
             chunk = rows[start : start + batch]
             params: list[Any] = []
             for row in chunk:
-                values = [row[name] for name in names]
-                for index, adapt in adapted:
-                    if values[index] is not None:
-                        values[index] = adapt(values[index])
-                params.extend(values)
+                params.extend(_row_values(row, names, adapted))
             sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([per_row] * len(chunk))}"
             if returning:
                 cursor.execute(f"{sql} RETURNING {pk_column}", params)
@@ -676,16 +672,30 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, returning: bo
     return ids
 
 
+def _row_values(row: dict[str, Any], names: list[str], adapted: list[Any]) -> list[Any]:
+    """One row's values in column order, adapted for the database where an adapter is given."""
+    values = [row[name] for name in names]
+    for index, adapt in adapted:
+        if values[index] is not None:
+            values[index] = adapt(values[index])
+    return values
+
+
 def _copy_rows(
-    model: type[Model], names: list[str], rows: list[dict[str, Any]], adapted: list[Any], *, returning: bool
+    model: type[Model],
+    fields: list[Any],
+    names: list[str],
+    rows: list[dict[str, Any]],
+    adapted: list[Any],
+    *,
+    returning: bool,
 ) -> list[int]:
     """PostgreSQL: the rows by COPY, the fastest way in (a multi-row INSERT of thousands of values
     spends longer in the driver, which finds every placeholder of the long statement, than in the
     server). With `returning`, the ids are taken from the table's sequence first, in order."""
     ops = connection.ops
     meta = model._meta
-    by_name = {f.name: f for f in meta.concrete_fields}
-    columns = [str(by_name[name].column) for name in names]
+    columns = [str(f.column) for f in fields]
     ids: list[int] = []
     # The driver's errors become Django's (IntegrityError and the like), as through its cursor.
     with connection.wrap_database_errors, connection.cursor() as django_cursor:
@@ -700,10 +710,7 @@ def _copy_rows(
         quoted = ", ".join(ops.quote_name(column) for column in columns)
         with cursor.copy(f"COPY {ops.quote_name(meta.db_table)} ({quoted}) FROM STDIN") as copy:
             for position, row in enumerate(rows):
-                values = [row[name] for name in names]
-                for index, adapt in adapted:
-                    if values[index] is not None:
-                        values[index] = adapt(values[index])
+                values = _row_values(row, names, adapted)
                 copy.write_row([ids[position], *values] if returning else values)
     return ids
 
