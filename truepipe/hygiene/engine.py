@@ -40,6 +40,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
+from truepipe.hygiene import clocks
 from truepipe.hygiene.models import EvaluationRun, Violation, ViolationStatus
 from truepipe.hygiene.policy import Policy, current_policy
 from truepipe.hygiene.rules import Finding, Rule
@@ -96,6 +97,9 @@ class EvalContext:
     # Incremental evaluation after a write of activities alone (the deals' own fields did not
     # change): only the rules that read activities can change their verdict.
     activities_only: bool = False
+    # Full evaluation: the activity clocks come from this cache (`hygiene.clocks`), refreshed
+    # for the moment, instead of from every activity.
+    clock_table: str | None = None
 
     @property
     def day(self) -> dt.date:
@@ -388,6 +392,18 @@ def state_sql(ctx: EvalContext) -> str:
     last_update = ctx.greatest(
         "b.created_at", "COALESCE(h.last_change_at, b.created_at)", "COALESCE(a.last_logged_at, b.created_at)"
     )
+    activity_clocks = (
+        ctx.clock_table
+        or f"""(
+            SELECT opportunity_id,
+                   MAX(CASE WHEN kind IN ({_touch_kinds()}) THEN occurred_at END) AS last_touch_at,
+                   COUNT(*) AS activity_count, MAX(logged_at) AS last_logged_at
+            FROM activities_activity
+            WHERE occurred_at <= {at} AND logged_at <= {at}
+              AND (deleted_at IS NULL OR deleted_at > {at}){ctx.ids("opportunity_id")}
+            GROUP BY opportunity_id
+        )"""
+    )
     return f"""
         SELECT b.id, b.owner_id, b.stage_id, st.kind AS stage_kind, st."order" AS stage_order,
                st.name AS stage_name, b.amount, b.currency, b.close_date, b.next_step, b.next_step_date,
@@ -406,15 +422,7 @@ def state_sql(ctx: EvalContext) -> str:
             WHERE changed_at <= {at}{ctx.ids("opportunity_id")}
             GROUP BY opportunity_id
         ) h ON h.opportunity_id = b.id
-        LEFT JOIN (
-            SELECT opportunity_id,
-                   MAX(CASE WHEN kind IN ({_touch_kinds()}) THEN occurred_at END) AS last_touch_at,
-                   COUNT(*) AS activity_count, MAX(logged_at) AS last_logged_at
-            FROM activities_activity
-            WHERE occurred_at <= {at} AND logged_at <= {at}
-              AND (deleted_at IS NULL OR deleted_at > {at}){ctx.ids("opportunity_id")}
-            GROUP BY opportunity_id
-        ) a ON a.opportunity_id = b.id
+        LEFT JOIN {activity_clocks} a ON a.opportunity_id = b.id
         LEFT JOIN (
             SELECT opportunity_id, MAX(until) AS snoozed_until
             FROM hygiene_snooze
@@ -425,8 +433,11 @@ def state_sql(ctx: EvalContext) -> str:
 
 
 @contextmanager
-def materialised_state(ctx: EvalContext) -> Iterator[None]:
-    """Full evaluation: compute the state once into a temporary table the rules share."""
+def materialised_state(ctx: EvalContext, *, cached_clocks: bool = False) -> Iterator[None]:
+    """Full evaluation: compute the state once into a temporary table the rules share (with the
+    activity clocks from their cache, brought to the moment, when `cached_clocks`)."""
+    if cached_clocks and clocks.refresh(ctx):
+        ctx.clock_table = clocks.CLOCK_TABLE
     with ctx.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
         cursor.execute(f"CREATE TEMPORARY TABLE {STATE_TABLE} AS {state_sql(ctx)}")
@@ -789,7 +800,7 @@ def evaluate(
     )
     from truepipe.hygiene import scoring
 
-    with materialised_state(ctx):
+    with materialised_state(ctx, cached_clocks=True):
         outcome = run_rules(ctx, progress=progress)
         if (
             ctx.vendor == "postgresql"

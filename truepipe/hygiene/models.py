@@ -301,3 +301,48 @@ class QueueDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rep_id} queue {self.day}"
+
+
+class DealClock(models.Model):
+    """A deal's activity clocks as of the last full evaluation (`hygiene.clocks`): a cache.
+
+    The nightly evaluation reads each deal's last customer touch, activity count and last
+    logged activity from here and recomputes only the deals whose activities changed since
+    (`DirtyDeal`) or whose clocks move by themselves (`pending_at`: a meeting that had not
+    happened yet, an activity logged after the moment); rebuilt whole when it cannot be trusted.
+    """
+
+    opportunity_id = models.BigIntegerField(primary_key=True)  # no foreign key: a cache
+    last_touch_at = models.DateTimeField(null=True)
+    activity_count = models.PositiveIntegerField(default=0)
+    last_logged_at = models.DateTimeField(null=True)
+    # The earliest moment after `DealClockMark.as_of` at which one of the deal's activities
+    # starts (or stops) counting without anyone writing anything.
+    pending_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["pending_at"],
+                name="dealclock_pending_idx",
+                condition=models.Q(pending_at__isnull=False),
+            )
+        ]
+
+
+class DealClockMark(models.Model):
+    """The one row saying as of when `DealClock` holds (none: the cache is to be built)."""
+
+    as_of = models.DateTimeField()
+    refreshed_at = models.DateTimeField(default=timezone.now)
+    rebuilt = models.BooleanField(default=False)
+    recomputed = models.PositiveIntegerField(default=0)
+
+
+class DirtyDeal(models.Model):
+    """A deal whose activities were written since the clocks were last refreshed.
+
+    Filled by database triggers on `activities_activity` (every insert, update and delete,
+    whatever wrote it), emptied by the refresh that recomputes those deals."""
+
+    opportunity_id = models.BigIntegerField(primary_key=True)

@@ -1,0 +1,192 @@
+"""The deals' activity clocks kept between nights agree with the clocks read from every activity."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.conftest import stage
+from tests.test_hygiene_engine import _generated_org
+from truepipe.activities.models import Activity, ActivityKind
+from truepipe.activities.services import delete_activity, log_activity, update_activity
+from truepipe.core.models import Via
+from truepipe.hygiene import clocks
+from truepipe.hygiene.engine import EvalContext, evaluate, state_sql
+from truepipe.hygiene.models import DealClockMark, DirtyDeal, Violation, ViolationStatus
+from truepipe.hygiene.policy import current_policy
+from truepipe.pipeline.models import Opportunity
+from truepipe.pipeline.services import create_opportunity
+
+
+def _state(moment: dt.datetime, *, cached: bool) -> list[tuple]:
+    """Every deal's state as of the moment, its activity clocks from the cache or from the activities."""
+    ctx = EvalContext(as_of=moment, policy=current_policy())
+    ctx.clock_table = clocks.CLOCK_TABLE if cached else None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({state_sql(ctx)}) s ORDER BY id")
+        # SQLite hands a column declared as a timestamp back as a datetime, an expression's as
+        # the text it stores: compare the text.
+        return [tuple(str(v) if isinstance(v, dt.datetime) else v for v in row) for row in cursor.fetchall()]
+
+
+def _kept_clocks_agree(moment: dt.datetime) -> None:
+    from_activities = _state(moment, cached=False)
+    assert from_activities, "the organisation has deals"
+    assert _state(moment, cached=True) == from_activities
+
+
+def _mark() -> DealClockMark:
+    return DealClockMark.objects.get()
+
+
+@pytest.mark.django_db
+def test_night_after_night_the_kept_clocks_agree_with_the_clocks_read_from_every_activity(org):
+    """Ravi, Rita and Owen log, move, delete and back-date activities between nights, through the
+    services and behind them; each night recomputes only the deals that moved, and agrees."""
+    moment = _generated_org(org)
+    logged = Activity.objects.filter(opportunity__isnull=False, deleted_at__isnull=True).order_by("id")
+    deals = list(Opportunity.objects.filter(pk__in=logged.values("opportunity_id")).order_by("id"))
+    first, second = deals[0], deals[1]
+    third = next(d for d in deals[2:] if d.owner_id == second.owner_id)
+    fourth, fifth = [d for d in deals[2:] if d != third][:2]
+
+    evaluate(moment)
+    assert _mark().rebuilt and _mark().recomputed > 30
+    assert not DirtyDeal.objects.exists()
+    _kept_clocks_agree(moment)
+
+    # Night 2: a call logged, one moved to another deal, one deleted, one edited behind the services.
+    night = moment + dt.timedelta(days=1)
+    log_activity(
+        org.ravi,
+        kind=ActivityKind.CALL,
+        subject="Call",
+        opportunity=first,
+        via=Via.FORM,
+        occurred_at=night - dt.timedelta(hours=3),
+        logged_at=night - dt.timedelta(hours=2),
+    )
+    moved = Activity.objects.filter(opportunity=second).first()
+    update_activity(moved.owner, moved, {"opportunity": third}, via=Via.FORM)
+    gone = Activity.objects.filter(opportunity=fourth).first()
+    delete_activity(gone.owner, gone, via=Via.FORM)
+    behind = Activity.objects.filter(opportunity=fifth).first()
+    Activity.objects.filter(pk=behind.pk).update(kind=ActivityKind.NOTE)
+    dirty = set(DirtyDeal.objects.values_list("opportunity_id", flat=True))
+    assert dirty == {first.pk, second.pk, third.pk, fourth.pk, fifth.pk}
+
+    evaluate(night)
+    assert not _mark().rebuilt
+    assert _mark().recomputed == len(dirty)  # plus any deal whose clock moved by itself
+    assert not DirtyDeal.objects.exists()
+    _kept_clocks_agree(night)
+
+    # Night 3: nothing written at all.
+    quiet = night + dt.timedelta(days=1)
+    evaluate(quiet)
+    assert (_mark().rebuilt, _mark().recomputed) == (False, 0)
+    _kept_clocks_agree(quiet)
+
+
+@pytest.mark.django_db
+def test_a_call_logged_after_the_evaluated_moment_counts_the_next_night_without_another_write(org, settings):
+    """Ravi's quiet renewal is stale on customer touch. Last night's run was late: it evaluated
+    yesterday evening after Ravi had logged this morning's call, which it rightly ignores. Tonight,
+    with nothing written since, the call counts and the stale touch is resolved."""
+    settings.TRUEPIPE_INCREMENTAL_EVALUATION = False  # the nights alone
+    deal = org.ravi_open
+    now = timezone.now()
+    Opportunity.objects.filter(pk=deal.pk).update(created_at=now - dt.timedelta(days=60))
+    yesterday_evening = now - dt.timedelta(hours=14)
+    evaluate(yesterday_evening)
+    stale = Violation.objects.get(rule="stale_touch", opportunity=deal, live=True)
+    log_activity(
+        org.ravi,
+        kind=ActivityKind.CALL,
+        subject="Renewal call",
+        opportunity=deal,
+        occurred_at=now - dt.timedelta(hours=2),
+        via=Via.FORM,
+    )
+
+    evaluate(yesterday_evening + dt.timedelta(minutes=1))  # the late run: the call had not happened
+    stale.refresh_from_db()
+    assert stale.status == ViolationStatus.OPEN
+    assert not DirtyDeal.objects.exists()
+
+    tonight = now + dt.timedelta(hours=10)
+    evaluate(tonight)
+
+    stale.refresh_from_db()
+    assert (stale.status, stale.live) == (ViolationStatus.RESOLVED, False)
+    assert _mark().recomputed == 1  # the renewal alone: its clock was due to move
+    _kept_clocks_agree(tonight)
+
+
+@pytest.mark.django_db
+def test_a_call_deleted_after_the_moment_counts_until_the_night_after(org):
+    """Evaluated as of 18:00 at night, a call Ravi deletes at 18:30 still counted at 18:00; the next
+    night it no longer does, though the night's refresh came after the deletion."""
+    deal = create_opportunity(
+        org.ravi,
+        name="Acme expansion",
+        account=org.acme,
+        stage=stage("Proposal"),
+        amount=Decimal("5000"),
+        close_date=org.ravi_open.close_date,
+        via=Via.FORM,
+    )
+    evening = timezone.now() - dt.timedelta(hours=2)
+    Opportunity.objects.update(created_at=evening - dt.timedelta(days=30))
+    call = log_activity(
+        org.ravi,
+        kind=ActivityKind.CALL,
+        subject="Call",
+        opportunity=deal,
+        occurred_at=evening - dt.timedelta(days=1),
+        logged_at=evening - dt.timedelta(days=1),
+        via=Via.FORM,
+    )
+    delete_activity(org.ravi, call, via=Via.FORM)  # now, after the evening
+
+    evaluate(evening)
+    _kept_clocks_agree(evening)
+    evaluate(timezone.now() + dt.timedelta(days=1))
+    assert not _mark().rebuilt
+    _kept_clocks_agree(timezone.now() + dt.timedelta(days=1))
+
+
+@pytest.mark.django_db
+def test_clocks_are_rebuilt_whole_when_the_triggers_went_missing(org):
+    """SQLite drops a table's triggers when a migration rebuilds the table: the next night notices,
+    puts them back and rebuilds the clocks instead of trusting marks nobody made."""
+    evaluate()
+    with connection.cursor() as cursor:
+        clocks.remove_triggers(cursor, connection.vendor)
+    log_activity(org.ravi, kind=ActivityKind.CALL, subject="Call", opportunity=org.ravi_open, via=Via.FORM)
+    assert not DirtyDeal.objects.exists()
+
+    later = timezone.now() + dt.timedelta(minutes=5)
+    evaluate(later)
+
+    assert _mark().rebuilt
+    with connection.cursor() as cursor:
+        assert clocks.installed_triggers(cursor, connection.vendor) == set(clocks.TRIGGERS)
+    _kept_clocks_agree(later)
+
+
+@pytest.mark.django_db
+def test_an_evaluation_before_the_kept_clocks_reads_the_activities_and_leaves_the_clocks_alone(org):
+    now = timezone.now()
+    clocks.refresh(EvalContext(as_of=now + dt.timedelta(hours=1), policy=current_policy()))
+    log_activity(org.ravi, kind=ActivityKind.CALL, subject="Call", opportunity=org.ravi_open, via=Via.FORM)
+
+    run = evaluate(now)
+
+    assert run.finished_at is not None
+    assert _mark().as_of == now + dt.timedelta(hours=1)
+    assert DirtyDeal.objects.filter(opportunity_id=org.ravi_open.pk).exists()  # kept for a later night
