@@ -88,6 +88,25 @@ def test_a_waived_violation_stops_counting_and_stays_live(clean):
 
 
 @pytest.mark.django_db
+def test_a_day_rescored_later_counts_what_was_open_that_day_and_only_that(clean):
+    """Ravi's stale deal was open all Monday and resolved on Tuesday; Rita's was waived on Sunday;
+    Owen's opened on Tuesday. Monday, scored again on Wednesday, counts Ravi's alone."""
+    monday = _weekday()
+    sunday = end_of_day(monday) - dt.timedelta(days=1)
+    tuesday = end_of_day(monday) + dt.timedelta(hours=12)
+    ravi = _violation(clean.ravi, key="test:ravi", opened=sunday)
+    Violation.objects.filter(pk=ravi.pk).update(status=ViolationStatus.RESOLVED, live=False, closed_at=tuesday)
+    rita = _violation(clean.rita, key="test:rita", opened=sunday - dt.timedelta(days=1))
+    Violation.objects.filter(pk=rita.pk).update(status=ViolationStatus.WAIVED, closed_at=sunday)
+    _violation(clean.owen, key="test:owen", opened=tuesday)
+
+    _score(monday)
+
+    scores = {row.rep_id: row.open_violations for row in RepScore.objects.filter(day=monday)}
+    assert (scores[clean.ravi.pk], scores[clean.rita.pk], scores[clean.owen.pk]) == (1, 0, 0)
+
+
+@pytest.mark.django_db
 def test_only_the_reps_manager_or_an_admin_may_waive_and_only_with_a_reason(clean):
     violation = _violation(clean.ravi)
     with pytest.raises(NotAllowed):

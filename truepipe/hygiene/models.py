@@ -139,11 +139,19 @@ class Violation(models.Model):
                 condition=models.Q(waived_by__isnull=False),
                 name="violation_waived_by_idx",
             ),
-            # The scorecard's open violations by rep, rule and severity: read from the index alone.
+            # The open violations by rep, rule and severity, with what the night's scores read of
+            # each (deal, amount, opened): the scorecard and the scores read the index alone.
             models.Index(
-                fields=["rep", "rule", "severity"],
+                fields=["rep", "rule", "severity", "opportunity", "amount", "opened_at"],
                 condition=models.Q(status="open"),
-                name="violation_open_by_rep_rule_idx",
+                name="violation_open_score_idx",
+            ),
+            # Violations closed after a moment still counted at that moment (scores and offenses
+            # as of a moment): a closing one appends an entry at the end.
+            models.Index(
+                fields=["closed_at"],
+                condition=models.Q(closed_at__isnull=False),
+                name="violation_closed_idx",
             ),
         ]
 
