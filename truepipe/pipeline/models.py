@@ -205,4 +205,15 @@ class OpportunityChange(FieldChange):
             # Timeline of one deal, and "value as of" reconstruction for one field.
             models.Index(fields=["opportunity", "field", "changed_at"]),
             models.Index(fields=["changed_at"]),
+            # The history rules (close date pushed, amount swings, stage moves) read a window of
+            # one field's changes from its index alone, not the row of every change in the window.
+            *(
+                models.Index(
+                    fields=["changed_at", "opportunity", "old_value", "new_value"],
+                    include=["id"],
+                    condition=models.Q(field=name),
+                    name=f"change_{name}_window_idx",
+                )
+                for name in ("stage", "amount", "close_date")
+            ),
         ]

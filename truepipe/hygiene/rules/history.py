@@ -181,7 +181,8 @@ class AmountChanged(Rule):
             (SELECT d.old_value FROM {CHANGES} d WHERE d.opportunity_id = c.opportunity_id
                AND d.field = 'close_date' AND d.changed_at > c.changed_at
              ORDER BY d.changed_at, d.id LIMIT 1),
-            {as_text(ctx, "o.close_date")})"""
+            (SELECT {as_text(ctx, "o.close_date")} FROM pipeline_opportunity o
+             WHERE o.id = c.opportunity_id))"""
         return f"""
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.name,
                    w.old_amount, w.new_amount, w.changed_at, w.close_then, w.days_to_close
@@ -196,7 +197,7 @@ class AmountChanged(Rule):
                     FROM (
                         SELECT c.opportunity_id, {old} AS old_amount, {new} AS new_amount, c.changed_at,
                                {close_then} AS close_then
-                        FROM {CHANGES} c JOIN pipeline_opportunity o ON o.id = c.opportunity_id
+                        FROM {CHANGES} c
                         WHERE c.field = 'amount' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
                           AND c.old_value <> '' AND c.new_value <> ''
                           AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
