@@ -25,14 +25,13 @@ logs activities meanwhile waits, rather than have its mark consumed before its r
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
+from truepipe.hygiene.rules.base import as_datetime
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
@@ -126,11 +125,24 @@ def remove_triggers(cursor: Any, vendor: str) -> None:
         cursor.execute("DROP FUNCTION IF EXISTS hygiene_mark_dirty()")
 
 
-def clocks_sql(ctx: EvalContext, where: str = "") -> str:
-    """Each deal's clocks as of the context's moment, and when they next move by themselves."""
+def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> str:
+    """Each deal's activity clocks as of the context's moment: its last customer touch, activity
+    count and last logged activity, counting what had happened and been logged by then and was
+    not deleted by then. With `pending` (the cache), also when they next move by themselves, so
+    activities that do not count yet are read too. One definition for the cache and for the
+    state's direct read (a write's few deals, a dry run, a past moment): they cannot drift."""
     at = ctx.ts(ctx.as_of)
     counts = f"occurred_at <= {at} AND logged_at <= {at}"
     touch = ", ".join(f"'{kind}'" for kind in CUSTOMER_TOUCH_KINDS)
+    alive = f"(deleted_at IS NULL OR deleted_at > {at})"
+    if not pending:
+        return f"""
+        SELECT opportunity_id,
+               MAX(CASE WHEN kind IN ({touch}) THEN occurred_at END) AS last_touch_at,
+               COUNT(*) AS activity_count, MAX(logged_at) AS last_logged_at
+        FROM {ACTIVITY_TABLE}
+        WHERE {counts} AND {alive}{where}
+        GROUP BY opportunity_id"""
     # Rows deleted by the moment never count again (an undelete is an update: marked dirty).
     return f"""
         SELECT opportunity_id,
@@ -140,7 +152,7 @@ def clocks_sql(ctx: EvalContext, where: str = "") -> str:
                MIN(CASE WHEN NOT ({counts}) THEN {ctx.greatest("occurred_at", "logged_at")}
                         WHEN deleted_at IS NOT NULL THEN deleted_at END) AS pending_at
         FROM {ACTIVITY_TABLE}
-        WHERE opportunity_id IS NOT NULL AND (deleted_at IS NULL OR deleted_at > {at}){where}
+        WHERE opportunity_id IS NOT NULL AND {alive}{where}
         GROUP BY opportunity_id"""
 
 
@@ -158,7 +170,7 @@ def refresh(ctx: EvalContext) -> bool:
             cursor.execute(f"LOCK TABLE {DIRTY_TABLE} IN EXCLUSIVE MODE")
         cursor.execute(f"SELECT as_of FROM {MARK_TABLE}")
         marks = [row[0] for row in cursor.fetchall()]
-        mark = _as_datetime(marks[0]) if len(marks) == 1 else None
+        mark = as_datetime(marks[0]) if len(marks) == 1 else None
         if mark is not None and mark > ctx.as_of:
             return False
         rebuild = mark is None or installed_triggers(cursor, vendor) != set(TRIGGERS)
@@ -192,12 +204,3 @@ def refresh(ctx: EvalContext) -> bool:
             [timezone.now(), rebuild, max(recomputed, 0)],
         )
     return True
-
-
-def _as_datetime(value: Any) -> dt.datetime | None:
-    """A moment read back raw: SQLite gives naive UTC (text or datetime), PostgreSQL aware."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value

@@ -39,7 +39,6 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
 from truepipe.hygiene import clocks
 from truepipe.hygiene.models import EvaluationRun, Violation, ViolationStatus
 from truepipe.hygiene.policy import Policy, current_policy
@@ -331,10 +330,6 @@ class _BindingCursor:
         self.cursor.close()
 
 
-def _touch_kinds() -> str:
-    return ", ".join(f"'{kind}'" for kind in CUSTOMER_TOUCH_KINDS)
-
-
 def _history_after(ctx: EvalContext) -> bool:
     """Whether any opportunity changed after the moment (if not, current values are the as-of values)."""
     with ctx.cursor() as cursor:
@@ -393,16 +388,7 @@ def state_sql(ctx: EvalContext) -> str:
         "b.created_at", "COALESCE(h.last_change_at, b.created_at)", "COALESCE(a.last_logged_at, b.created_at)"
     )
     activity_clocks = (
-        ctx.clock_table
-        or f"""(
-            SELECT opportunity_id,
-                   MAX(CASE WHEN kind IN ({_touch_kinds()}) THEN occurred_at END) AS last_touch_at,
-                   COUNT(*) AS activity_count, MAX(logged_at) AS last_logged_at
-            FROM activities_activity
-            WHERE occurred_at <= {at} AND logged_at <= {at}
-              AND (deleted_at IS NULL OR deleted_at > {at}){ctx.ids("opportunity_id")}
-            GROUP BY opportunity_id
-        )"""
+        ctx.clock_table or f"({clocks.clocks_sql(ctx, ctx.ids('opportunity_id'), pending=False)})"
     )
     return f"""
         SELECT b.id, b.owner_id, b.stage_id, st.kind AS stage_kind, st."order" AS stage_order,

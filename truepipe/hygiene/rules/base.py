@@ -166,8 +166,11 @@ def rows(ctx: EvalContext, sql: str, params: Sequence[Any] | dict[str, Any] = ()
 
 
 def as_datetime(value: Any) -> datetime | None:
-    """A timestamp read back from raw SQL (SQLite returns text, PostgreSQL aware datetimes)."""
-    if value is None or isinstance(value, datetime):
+    """A timestamp read back from raw SQL (SQLite returns text, or a naive UTC datetime for a
+    column declared as one; PostgreSQL aware datetimes)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value is None:
         return value
     parsed = parse_datetime(str(value))
     if parsed is None:
