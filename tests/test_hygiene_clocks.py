@@ -181,12 +181,25 @@ def test_clocks_are_rebuilt_whole_when_the_triggers_went_missing(org):
 
 @pytest.mark.django_db
 def test_an_evaluation_before_the_kept_clocks_reads_the_activities_and_leaves_the_clocks_alone(org):
-    now = timezone.now()
-    clocks.refresh(EvalContext(as_of=now + dt.timedelta(hours=1), policy=current_policy()))
-    log_activity(org.ravi, kind=ActivityKind.CALL, subject="Call", opportunity=org.ravi_open, via=Via.FORM)
+    """A night that crashed after refreshing the clocks left them ahead of the record. The rerun,
+    as of an earlier moment, cannot use them: it reads Ravi's call from the activities (his quiet
+    renewal is not stale) and leaves the clocks and their marks for a later night."""
+    deal = org.ravi_open
+    Opportunity.objects.filter(pk=deal.pk).update(created_at=timezone.now() - dt.timedelta(days=60))
+    ahead = timezone.now() + dt.timedelta(hours=1)
+    clocks.refresh(EvalContext(as_of=ahead, policy=current_policy()))
+    log_activity(
+        org.ravi,
+        kind=ActivityKind.CALL,
+        subject="Call",
+        opportunity=deal,
+        via=Via.FORM,
+        occurred_at=timezone.now() - dt.timedelta(hours=1),
+    )
 
-    run = evaluate(now)
+    run = evaluate(timezone.now())
 
     assert run.finished_at is not None
-    assert _mark().as_of == now + dt.timedelta(hours=1)
-    assert DirtyDeal.objects.filter(opportunity_id=org.ravi_open.pk).exists()  # kept for a later night
+    assert not Violation.objects.filter(rule="stale_touch", opportunity=deal, live=True).exists()
+    assert _mark().as_of == ahead
+    assert DirtyDeal.objects.filter(opportunity_id=deal.pk).exists()  # kept for a later night
