@@ -31,7 +31,7 @@ from django.utils import timezone
 from truepipe.hygiene.models import RepScore, Severity, Violation, ViolationStatus
 from truepipe.hygiene.policy import DEFAULT_SCORING, Policy
 from truepipe.people.models import Role, SalesProfile
-from truepipe.pipeline.models import Opportunity, StageKind
+from truepipe.pipeline.models import Opportunity, Stage, StageKind
 
 OPEN_TABLE = "hy_score_open"
 
@@ -290,12 +290,19 @@ def scorecard(
     """One row per person in `people` (a SalesProfile queryset), then team roll-ups (a few queries)."""
     User = get_user_model()
     previous_start, start, end = period_bounds(as_of, days)
-    profiles = list(
-        people.select_related("user", "manager")
-        .order_by("path")
-        .only(
+    # Plain tuples, not model instances: thousands of people are read on every scorecard.
+    profiles = people.select_related("user", "manager").order_by("path")
+    rows = {
+        user_id: ScoreRow(
+            user_id=user_id,
+            username=username,
+            name=_name(first, last, username),
+            manager=_name(m_first or "", m_last or "", m_username) if m_username else "",
+            path=path,
+        )
+        for user_id, path, username, first, last, m_username, m_first, m_last in profiles.values_list(
+            "user_id",
             "path",
-            "role",
             "user__username",
             "user__first_name",
             "user__last_name",
@@ -303,16 +310,6 @@ def scorecard(
             "manager__first_name",
             "manager__last_name",
         )
-    )
-    rows = {
-        p.user_id: ScoreRow(
-            user_id=p.user_id,
-            username=p.user.username,
-            name=_name(p.user.first_name, p.user.last_name, p.user.username),
-            manager=_name(p.manager.first_name, p.manager.last_name, p.manager.username) if p.manager else "",
-            path=p.path,
-        )
-        for p in profiles
     }
     if not rows:
         return []
@@ -348,12 +345,17 @@ def scorecard(
     unknown = [row for rep_id, row in rows.items() if rep_id not in known]
     _count_live(unknown)
     if unknown:
-        deals = Opportunity.objects.filter(deleted_at__isnull=True, stage__kind=StageKind.OPEN)
+        # The open stages as a list, not a join: the count then reads one index of the live deals
+        # (owner, close date, stage) alone, a quarter of the time of looking up every deal's row.
+        deals = Opportunity.objects.filter(
+            deleted_at__isnull=True, stage_id__in=Stage.objects.filter(kind=StageKind.OPEN).values("id")
+        )
         ids = [row.user_id for row in unknown]
-        deals = deals.filter(owner_id__in=ids if len(ids) <= 1000 else scope)
-        for deal_entry in deals.values("owner_id").annotate(n=Count("id")):
-            if deal_entry["owner_id"] in rows and deal_entry["owner_id"] not in known:
-                rows[deal_entry["owner_id"]].open_deals = deal_entry["n"]
+        if len(ids) <= 1000:
+            deals = deals.filter(owner_id__in=ids)
+        for owner_id, n in deals.values("owner_id").annotate(n=Count("*")).values_list("owner_id", "n"):
+            if owner_id in rows and owner_id not in known:
+                rows[owner_id].open_deals = n
     result = list(rows.values())
     if teams:
         result += _team_rows(result, User, under_path)
@@ -400,25 +402,23 @@ def _team_rows(rows: list[ScoreRow], User, under_path: str | None = None) -> lis
             sums.setdefault(ancestor, []).append(row)
     if not sums:
         return []
-    managers = (
-        User.objects.filter(pk__in=list(sums))
-        .select_related("profile")
-        .only("username", "first_name", "last_name", "profile__path")
-    )
+    managers = User.objects.filter(pk__in=list(sums))
     if under_path:
         managers = managers.filter(profile__path__startswith=under_path)
     teams = []
-    for manager in managers:
-        members = sums[manager.pk]
+    for pk, username, first, last, path in managers.values_list(
+        "pk", "username", "first_name", "last_name", "profile__path"
+    ):
+        members = sums[pk]
         scored = [m.score for m in members if m.score is not None]
         before = [m.previous for m in members if m.previous is not None]
         teams.append(
             ScoreRow(
-                user_id=manager.pk,
-                username=manager.username,
-                name=f"Team {_name(manager.first_name, manager.last_name, manager.username)}",
+                user_id=pk,
+                username=username,
+                name=f"Team {_name(first, last, username)}",
                 manager="",
-                path=manager.profile.path,
+                path=path or "",
                 is_team=True,
                 score=_round(sum(scored) / len(scored)) if scored else None,
                 previous=_round(sum(before) / len(before)) if before else None,

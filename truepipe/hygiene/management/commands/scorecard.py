@@ -53,7 +53,10 @@ class Command(BaseCommand):
             path = user.profile.path
         rows = scoring.scorecard(scoring.scored_people(path), as_of, days, under_path=path)
         if options["format"] == "json":
-            self.stdout.write(json.dumps([row.as_dict() for row in rows], indent=2))
+            # One person per line: readable, and each line written by the fast (C) encoder, which
+            # json.dumps uses only without indentation (indented, 5,000 rows took a quarter second).
+            lines = ",\n  ".join(json.dumps(row.as_dict()) for row in rows)
+            self.stdout.write(f"[\n  {lines}\n]" if rows else "[]")
             return
         if options["format"] == "csv":
             fields = list(scoring.ScoreRow(0, "", "", "", "").as_dict())
