@@ -218,3 +218,75 @@ def test_an_mbox_read_with_a_helper_process_gives_the_same_items_in_the_same_ord
         (i.dedup_key, i.subject, i.origin, i.occurred_at) for i in alone
     ]
     assert [i.subject for i in alone][:3] == ["Mail 0", "Mail 1", "Mail 2"]
+
+
+ONE_PART = {
+    "plain": b"From: Bea <bea@acme.example>\nTo: ravi@truepipe.test\nSubject: Hi\n\nLine one\nLine two\n",
+    "crlf": b"From: bea@acme.example\r\nTo: ravi@truepipe.test\r\nSubject: Hi\r\n\r\nLine one\r\nTwo\r\n",
+    "quoted-printable": (
+        b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: Caf=C3=A9\n"
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n"
+        b"Caf=C3=A9 prices are =\nin.\n"
+    ),
+    "base64": (
+        b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: B\n"
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
+        + base64.encodebytes("Grüße aus München".encode())
+    ),
+    "raw 8-bit latin-1": (
+        b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: R\xe9sum\xe9\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\n\nCaf\xe9 au lait\n"
+    ),
+    "folded header": b"From: bea@acme.example\nTo: ravi@truepipe.test,\n carl@acme.example\nSubject: F\n\nBody\n",
+    "no body": b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: Empty\n\n",
+    "a line that is not a header": b"From: bea@acme.example\nTo: ravi@truepipe.test\nnot a header\n\nBody\n",
+    "html only": (
+        b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: H\nContent-Type: text/html\n\n"
+        b"<p>Agenda</p><script>x()</script>\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(ONE_PART))
+def test_a_one_part_message_read_from_its_headers_alone_gives_what_the_full_parse_gives(shape):
+    from email import message_from_bytes
+
+    from truepipe.capture.mail import read_parsed
+
+    raw = ONE_PART[shape].replace(b"To:", b"Date: Tue, 17 Nov 2026 08:15:00 +0100\nTo:", 1)
+
+    assert read_message(raw) == read_parsed(message_from_bytes(raw), raw)
+
+
+def _many_mails(tmp_path, count: int) -> Path:
+    mails = [message("ravi@truepipe.test", "bea@acme.example", f"Mail {n}") for n in range(count)]
+    return write_mbox(tmp_path / "many.mbox", mails)
+
+
+def test_a_helper_process_that_dies_half_way_loses_no_message_and_repeats_none(tmp_path):
+    import multiprocessing
+
+    from truepipe.capture.sources import CHUNK, read_mbox
+
+    path = _many_mails(tmp_path, CHUNK * 2 + 500)
+    alone = [i.dedup_key for i in read_mbox(path, source="file", parallel=False)]
+
+    helped = read_mbox(path, source="file", parallel=True)
+    keys = [next(helped).dedup_key]
+    for child in multiprocessing.active_children():
+        child.kill()  # the helper, while it parses the chunks after the first
+    keys += [i.dedup_key for i in helped]
+
+    assert keys == alone and len(set(keys)) == CHUNK * 2 + 500
+
+
+def test_a_reader_stopped_early_leaves_no_helper_process_running(tmp_path):
+    import multiprocessing
+
+    from truepipe.capture.sources import CHUNK, read_mbox
+
+    helped = read_mbox(_many_mails(tmp_path, CHUNK + 10), source="file", parallel=True)
+    next(helped)
+    helped.close()
+
+    assert multiprocessing.active_children() == []

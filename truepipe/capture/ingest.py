@@ -256,8 +256,10 @@ class Ingest:
                 owner = item.owner_id or directory.users.get(item.sender)
                 plans.append(_Plan(item, ItemStatus.REJECTED, "no date", owner_id=owner))
                 continue
-            addresses = [a for _, a in item.participants]
-            internal = [a for a in addresses if directory.is_internal(a)]
+            internal: list[str] = []
+            external: list[str] = []
+            for _, address in item.participants:
+                (internal if directory.is_internal(address) else external).append(address)
             owner_id = item.owner_id
             if owner_id is None:
                 owner_id = directory.users.get(item.sender) or next(
@@ -265,7 +267,6 @@ class Ingest:
                 )
             plan = _Plan(item, ItemStatus.LOGGED, owner_id=owner_id)
             plans.append(plan)
-            external = [a for a in addresses if not directory.is_internal(a)]
             if owner_id is None:
                 plan.status, plan.reason = ItemStatus.REJECTED, "no truepipe user took part"
             elif item.cancelled:
@@ -274,7 +275,7 @@ class Ingest:
                 plan.status, plan.reason = ItemStatus.IGNORED, "internal only"
             else:
                 excluded = directory.excluded_for(owner_id)
-                customers = [a for a in external if domain_of(a) not in excluded]
+                customers = [a for a in external if domain_of(a) not in excluded] if excluded else external
                 if not customers:
                     plan.status, plan.reason = ItemStatus.IGNORED, "personal domain (excluded)"
                 else:
@@ -415,17 +416,13 @@ class Ingest:
         for i in indexes:
             plan = plans[i]
             scope = self._scopes[plan.owner_id]  # type: ignore[index]
-
-            def sees(owner_id: int, scope: set[int] | None = scope) -> bool:
-                return scope is None or owner_id in scope
-
             thread_deal = next(
                 (
                     d
                     for k in keys_of[i]
                     if (d := self._thread_deals.get(k)) is not None
                     and d in deal_account
-                    and sees(deal_account[d][1])
+                    and (scope is None or deal_account[d][1] in scope)
                 ),
                 None,
             )
@@ -434,7 +431,12 @@ class Ingest:
                 plan.opportunity_id = thread_deal
                 plan.account_id = deal_account[thread_deal][0]
             else:
-                candidates = [pk for a in here for pk, owner_id in by_account.get(a, ()) if sees(owner_id)]
+                candidates = [
+                    pk
+                    for a in here
+                    for pk, owner_id in by_account.get(a, ())
+                    if scope is None or owner_id in scope
+                ]
                 if len(here) > 1:  # several accounts: most recently active first across them
                     order = {pk: n for n, (pk, *_) in enumerate(deals)}
                     candidates.sort(key=order.__getitem__)

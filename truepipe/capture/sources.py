@@ -9,20 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import queue
+from collections.abc import Generator, Iterator
 from email.utils import parsedate_to_datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from truepipe.capture.items import Incoming
-from truepipe.capture.mail import ParsedMessage, Unreadable, read_message
+from truepipe.capture.mail import Fallback, ParsedMessage, Unreadable, read_message
 
 EMAIL = "email"  # ActivityKind.EMAIL
 # An mbox at least this large is parsed by a helper process while this one writes.
 PARALLEL_BYTES = 8 * 1024 * 1024
 CHUNK = 1000
+AHEAD = 3  # chunks the helper may parse ahead of the caller
 
 
 def incoming(parsed: ParsedMessage, *, source: str, origin: str, owner_id: int | None = None) -> Incoming:
@@ -50,7 +51,7 @@ def from_bytes(
     source: str,
     origin: str,
     owner_id: int | None = None,
-    fallback_date: dt.datetime | None = None,
+    fallback_date: Fallback = None,
 ) -> Incoming:
     """One message's bytes as an `Incoming` item; an unreadable one becomes a rejected item."""
     try:
@@ -72,7 +73,7 @@ def from_bytes(
 
 def _from_line_date(line: bytes) -> dt.datetime | None:
     """The date of an mbox "From sender Thu Nov 26 10:00:00 2026" line (a fallback for a missing Date)."""
-    parts = line.decode("latin-1").split(None, 2)
+    parts = line.rstrip(b"\r\n").decode("latin-1").split(None, 2)
     if len(parts) < 3:
         return None
     try:
@@ -120,7 +121,7 @@ def parse_chunk(
             source=source,
             origin=f"{name} message {number}",
             owner_id=owner_id,
-            fallback_date=_from_line_date(separator.rstrip(b"\r\n")),
+            fallback_date=partial(_from_line_date, separator),
         )
         for number, (separator, message) in enumerate(chunk, start=first)
     ]
@@ -138,39 +139,70 @@ def _chunks(path: Path) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
         yield first, chunk
 
 
+def _parse_file(path: str, source: str, owner_id: int | None, chunks: Any) -> None:
+    """The helper process: read and parse the whole mbox, one chunk of items after another onto
+    `chunks`, then None; on an error, ("failed", its text) (the caller goes on alone from there)."""
+    try:
+        for first, chunk in _chunks(Path(path)):
+            chunks.put(parse_chunk(Path(path).name, source, owner_id, first, chunk))
+    except Exception as exc:  # noqa: BLE001 - reported to the caller, which parses the rest itself
+        chunks.put(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    chunks.put(None)
+
+
 def read_mbox(
     path: Path, *, source: str, owner_id: int | None = None, parallel: bool | None = None
 ) -> Iterator[Incoming]:
-    """Every message of an mbox, in order. A large file (or `parallel=True`) is parsed a chunk
-    ahead by a helper process, so parsing and the caller's writing use both cores."""
+    """Every message of an mbox, in order. A large file (or `parallel=True`) is read and parsed by
+    a helper process a few chunks ahead, so parsing and the caller's writing use both cores; this
+    process only receives the parsed items. If the helper cannot start or stops early, this
+    process parses the rest itself, from the first message it did not receive."""
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_BYTES
-    if not parallel:
-        for first, chunk in _chunks(path):
+    received = 0
+    if parallel:
+        sent = yield from _from_helper(path, str(source), owner_id)
+        if sent is None:
+            return
+        received = sent
+    for first, chunk in _chunks(path):
+        if first > received:  # chunks are whole: the helper sends each one entire
             yield from parse_chunk(path.name, source, owner_id, first, chunk)
-        return
-    source = str(source)  # a plain string crosses to the helper (an enum member would import Django)
-    chunks = _chunks(path)
-    ahead: deque = deque()  # (first, chunk, future), oldest first
+
+
+def _from_helper(path: Path, source: str, owner_id: int | None) -> Generator[Incoming, None, int | None]:
+    """The helper's items as they come; returns None when it sent them all, else how many it sent."""
+    # "spawn": the helper starts clean (no copy of this process's database connections); a plain
+    # string for the source crosses to it (an enum member would import Django there).
+    context = multiprocessing.get_context("spawn")
+    chunks = context.Queue(maxsize=AHEAD)
+    helper = context.Process(target=_parse_file, args=(str(path), source, owner_id, chunks), daemon=True)
+    received = 0
     try:
-        # "spawn": the helper starts clean (no copy of this process's database connections).
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for first, chunk in chunks:
-                ahead.append(
-                    (first, chunk, pool.submit(parse_chunk, path.name, source, owner_id, first, chunk))
-                )
-                if len(ahead) >= 3:
-                    yield from ahead[0][2].result()
-                    ahead.popleft()
-            while ahead:
-                yield from ahead[0][2].result()
-                ahead.popleft()
-    except BrokenProcessPool:
-        # The helper could not start or died (a host that forbids it): go on in this process.
-        for first, chunk, _ in ahead:
-            yield from parse_chunk(path.name, source, owner_id, first, chunk)
-        for first, chunk in chunks:
-            yield from parse_chunk(path.name, source, owner_id, first, chunk)
+        helper.start()
+    except OSError:  # a host that forbids it: everything in this process
+        return 0
+    try:
+        while True:
+            try:
+                items = chunks.get(timeout=1)
+            except queue.Empty:
+                if helper.is_alive():
+                    continue
+                return received  # it died
+            if items is None:
+                return None
+            if isinstance(items, tuple):  # ("failed", reason): parse on here, where it will show
+                return received
+            received += len(items)
+            yield from items
+    finally:
+        if helper.is_alive():  # the caller stopped early (or an error): do not leave it running
+            helper.terminate()
+        helper.join(timeout=5)
+        chunks.close()
+        chunks.cancel_join_thread()
 
 
 def read_paths(paths: list[Path], *, source: str, owner_id: int | None = None) -> Iterator[Incoming]:
