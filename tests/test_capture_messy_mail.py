@@ -237,7 +237,9 @@ ONE_PART = {
         b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: R\xe9sum\xe9\n"
         b"Content-Type: text/plain; charset=iso-8859-1\n\nCaf\xe9 au lait\n"
     ),
-    "folded header": b"From: bea@acme.example\nTo: ravi@truepipe.test,\n carl@acme.example\nSubject: F\n\nBody\n",
+    "folded header": (
+        b"From: bea@acme.example\nTo: ravi@truepipe.test,\n carl@acme.example\nSubject: F\n\nBody\n"
+    ),
     "no body": b"From: bea@acme.example\nTo: ravi@truepipe.test\nSubject: Empty\n\n",
     "a line that is not a header": b"From: bea@acme.example\nTo: ravi@truepipe.test\nnot a header\n\nBody\n",
     "html only": (

@@ -224,7 +224,10 @@ def log_captured(
                 via,
                 now,
                 # The deals are known here: the engine need not read them back from 2,000 rows.
-                extra={"opportunity_ids": sorted({row["opportunity"] for row in rows if row["opportunity"]})},
+                extra={
+                    "opportunity_ids": sorted({row["opportunity"] for row in rows if row["opportunity"]}),
+                    "captured": True,
+                },
             )
         )
     return ids

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -45,7 +46,6 @@ from truepipe.capture.models import (
     ContactProposal,
     ExcludedDomain,
     ItemStatus,
-    PrivateThread,
     TouchDomain,
 )
 from truepipe.core.errors import ServiceError
@@ -306,10 +306,13 @@ class Ingest:
                 domains,
             )
         )
+        # Threads reps marked private: few, so their table is read by thread alone, in plain SQL
+        # (the ORM's two IN lists of a batch's owners and threads cost a tenth of the batch).
         private = set(
-            PrivateThread.objects.filter(
-                user_id__in={p.owner_id for p in plans}, thread_key__in={p.item.thread_key for p in plans}
-            ).values_list("user_id", "thread_key")
+            select_in(
+                "SELECT user_id, thread_key FROM capture_privatethread WHERE thread_key IN ({in})",
+                {p.item.thread_key for p in plans},
+            )
         )
         self._remember_threads(plans)
         names = {a: n for plan in plans for n, a in plan.item.participants}
@@ -406,7 +409,7 @@ class Ingest:
                 query += f"o.owner_id IN ({', '.join(str(int(pk)) for pk in owners) or 'NULL'}) AND "
         found = select_in(query + "o.account_id IN ({in})", accounts, (StageKind.OPEN.value,))
         found += select_in(query + "o.id IN ({in})", threaded, (StageKind.OPEN.value,))
-        found = sorted(set(found), key=lambda row: (row[3], row[0]), reverse=True)
+        found = sorted(set(found), key=itemgetter(3, 0), reverse=True)
         deals: list[tuple[int, int | None, int]] = [row[:3] for row in found]
         by_account: dict[int | None, list[tuple[int, int]]] = {}
         deal_account: dict[int, tuple[int | None, int]] = {}

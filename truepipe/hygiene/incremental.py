@@ -52,9 +52,17 @@ def evaluate_after_write(event: WriteEvent) -> None:
     else:
         on = set(Activity.objects.filter(pk__in=event.object_ids).values_list("opportunity_id", flat=True))
     deals = sorted((on - {None}) | set(event.extra.get("previous_opportunity_ids", [])))
+    activity_ids: list[int] | None = list(event.object_ids)
+    if event.action == "create" and event.extra.get("captured"):
+        # Captured e-mails and meetings are logged the moment they are captured: the one rule on
+        # activities themselves, logging lag, never counts them, and new ones have no violation
+        # to resolve. What they change is their deals' clocks.
+        activity_ids = None
+        if not deals:
+            return
     evaluate_records(
         opportunity_ids=deals or None,
-        activity_ids=list(event.object_ids),
+        activity_ids=activity_ids,
         resolution=resolution,
         activities_only=True,
     )
