@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from tests.capture_helpers import capture, message, write_eml, write_mbox
 from truepipe.activities.models import Activity, ActivitySource
@@ -113,3 +114,44 @@ def test_captured_mail_is_never_a_logging_lag_violation(org, acme_buyer):
     evaluate()
 
     assert not Violation.objects.filter(rule="logging_lag").exists()
+
+
+def test_the_rainmakers_captured_mail_is_a_customer_touch_but_not_an_update_of_his_deal(org):
+    """Three clocks, never confused: capture keeps the touch clock honest without hiding that
+    nobody has updated the deal; a call Ravi logs by hand is an update."""
+    from tests.conftest import stage
+    from truepipe.accounts.services import create_account, create_contact
+    from truepipe.activities.services import log_activity
+    from truepipe.core.models import Via
+    from truepipe.hygiene.engine import evaluate
+    from truepipe.hygiene.models import Violation
+    from truepipe.pipeline.services import create_opportunity
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
+    initech = create_account(org.ravi, name="Initech", domains=["initech.example"], via=Via.FORM, at=long_ago)
+    create_contact(org.ravi, first_name="Gil", account=initech, emails=["gil@initech.example"], via=Via.FORM)
+    deal = create_opportunity(
+        org.ravi,
+        name="Initech fleet",
+        account=initech,
+        stage=stage("Qualification"),
+        via=Via.FORM,
+        at=long_ago,
+    )
+    evaluate()
+
+    def live(rule):
+        return Violation.objects.filter(rule=rule, opportunity=deal, live=True).exists()
+
+    assert live("stale_touch") and live("stale_update")
+
+    capture(message("ravi@truepipe.test", "gil@initech.example", "Fleet pricing"))
+
+    assert Activity.objects.get(subject="Fleet pricing").opportunity == deal
+    assert not live("stale_touch") and live("stale_update")
+    evaluate(timezone.now() + dt.timedelta(minutes=1))
+    assert not live("stale_touch") and live("stale_update")
+
+    log_activity(org.ravi, kind="call", subject="Called Gil", opportunity=deal, owner=org.ravi, via=Via.FORM)
+
+    assert not live("stale_update")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from tests import never_logged
 from tests.conftest import stage
 from truepipe.accounts.services import create_account
-from truepipe.activities.models import ActivityKind
+from truepipe.activities.models import CAPTURED_SOURCES, ActivityKind
 from truepipe.activities.services import log_activity
 from truepipe.core.models import Via
 from truepipe.hygiene.engine import (
@@ -806,22 +806,44 @@ def test_on_postgresql_a_large_incremental_batch_analyses_its_scratch_tables_and
 ACTIVITY_COLUMNS = ("touch_clock", "update_clock", "last_touch_at", "activity_count", "activities_activity")
 
 
-@pytest.mark.django_db
-def test_every_rule_that_reads_activities_says_so_and_no_other_rule_claims_to(org):
-    """A write of activities alone re-runs only the rules that declare `reads_activities`: a rule
-    reading the activity clocks without declaring it would keep a verdict a logged touch changed."""
+def _incremental_rules_sql(org) -> list[tuple[Any, str]]:
+    """Each rule a write re-runs, with the SQL it reads (its facts and derived values)."""
     ctx = EvalContext(
         as_of=timezone.now(), policy=current_policy(), opportunity_ids=[org.ravi_open.pk], activity_ids=[1]
     )
     ctx.state = "hy_state_few"
-    for rule in ctx.policy.rules:
-        if not rule.incremental:
-            continue
-        sql = rule.facts(ctx) + " ".join(
-            expression for layer in rule.derived(ctx) for expression in layer.values()
-        )
+    return [
+        (rule, rule.facts(ctx) + " ".join(e for layer in rule.derived(ctx) for e in layer.values()))
+        for rule in ctx.policy.rules
+        if rule.incremental
+    ]
+
+
+@pytest.mark.django_db
+def test_every_rule_that_reads_activities_says_so_and_no_other_rule_claims_to(org):
+    """A write of activities alone re-runs only the rules that declare `reads_activities`: a rule
+    reading the activity clocks without declaring it would keep a verdict a logged touch changed."""
+    for rule, sql in _incremental_rules_sql(org):
         reads = any(column in sql for column in ACTIVITY_COLUMNS)
         assert rule.reads_activities == reads, rule.key
+
+
+# What captured e-mail and meetings move on a deal: its customer-touch clock and activity count,
+# and any read of the activities themselves that does not leave captured ones out.
+CAPTURED_COLUMNS = ("touch_clock", "last_touch_at", "activity_count")
+NOT_CAPTURED = "source NOT IN (" + ", ".join(f"'{source}'" for source in CAPTURED_SOURCES) + ")"
+
+
+@pytest.mark.django_db
+def test_every_rule_that_captured_mail_can_change_says_so_and_no_other_rule_claims_to(org):
+    """A batch of captured mail re-runs only the rules that declare `reads_captured`: a rule reading
+    the touch clock or the activity count without it would keep a verdict a captured mail changed."""
+    for rule, sql in _incremental_rules_sql(org):
+        reads = any(column in sql for column in CAPTURED_COLUMNS) or (
+            "activities_activity" in sql and NOT_CAPTURED not in sql
+        )
+        declared = rule.reads_activities if rule.reads_captured is None else rule.reads_captured
+        assert declared == reads, rule.key
 
 
 @pytest.mark.django_db

@@ -30,6 +30,10 @@ class ActivitySource(models.TextChoices):
     API = "api", "API"
 
 
+# Written by capture, not by a person: never late, and not a rep's update of the deal.
+CAPTURED_SOURCES = (ActivitySource.EMAIL.value, ActivitySource.CALENDAR.value)
+
+
 class Activity(models.Model):
     """Something that happened with a customer, and when it reached the CRM.
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
-from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
+from truepipe.activities.models import CAPTURED_SOURCES, CUSTOMER_TOUCH_KINDS
 from truepipe.hygiene.rules.base import as_datetime
 
 if TYPE_CHECKING:
@@ -135,11 +135,14 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
     counts = f"occurred_at <= {at} AND logged_at <= {at}"
     touch = ", ".join(f"'{kind}'" for kind in CUSTOMER_TOUCH_KINDS)
     alive = f"(deleted_at IS NULL OR deleted_at > {at})"
+    # The rep's update clock counts what the rep logged: captured e-mail and meetings are customer
+    # touches, not updates (a rainmaker whose mail is captured has still not updated his deals).
+    by_rep = "source NOT IN (" + ", ".join(f"'{source}'" for source in CAPTURED_SOURCES) + ")"
     if not pending:
         return f"""
         SELECT opportunity_id,
                MAX(CASE WHEN kind IN ({touch}) THEN occurred_at END) AS last_touch_at,
-               COUNT(*) AS activity_count, MAX(logged_at) AS last_logged_at
+               COUNT(*) AS activity_count, MAX(CASE WHEN {by_rep} THEN logged_at END) AS last_logged_at
         FROM {ACTIVITY_TABLE}
         WHERE {counts} AND {alive}{where}
         GROUP BY opportunity_id"""
@@ -148,7 +151,7 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
         SELECT opportunity_id,
                MAX(CASE WHEN {counts} AND kind IN ({touch}) THEN occurred_at END) AS last_touch_at,
                SUM(CASE WHEN {counts} THEN 1 ELSE 0 END) AS activity_count,
-               MAX(CASE WHEN {counts} THEN logged_at END) AS last_logged_at,
+               MAX(CASE WHEN {counts} AND {by_rep} THEN logged_at END) AS last_logged_at,
                MIN(CASE WHEN NOT ({counts}) THEN {ctx.greatest("occurred_at", "logged_at")}
                         WHEN deleted_at IS NOT NULL THEN deleted_at END) AS pending_at
         FROM {ACTIVITY_TABLE}

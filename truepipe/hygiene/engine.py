@@ -96,6 +96,9 @@ class EvalContext:
     # Incremental evaluation after a write of activities alone (the deals' own fields did not
     # change): only the rules that read activities can change their verdict.
     activities_only: bool = False
+    # ... and those activities were all added by capture: only the rules that captured e-mail
+    # and meetings can move (`Rule.reads_captured`).
+    captured_only: bool = False
     # Full evaluation: the activity clocks come from this cache (`hygiene.clocks`), refreshed
     # for the moment, instead of from every activity.
     clock_table: str | None = None
@@ -468,6 +471,10 @@ def _in_scope(ctx: EvalContext, rule: Rule) -> bool:
         return True
     if ctx.activities_only and not rule.reads_activities:
         return False
+    if ctx.captured_only and not (
+        rule.reads_activities if rule.reads_captured is None else rule.reads_captured
+    ):
+        return False
     if rule.subject == "opportunity":
         return rule.incremental and ctx.opportunity_ids is not None
     if rule.subject == "activity":
@@ -822,6 +829,7 @@ def evaluate_records(
     policy: Policy | None = None,
     as_of: dt.datetime | None = None,
     activities_only: bool = False,
+    captured_only: bool = False,
 ) -> Outcome:
     """Incremental evaluation of a few deals or activities, as of now, inside the caller's transaction.
 
@@ -834,6 +842,7 @@ def evaluate_records(
         opportunity_ids=opportunity_ids,
         activity_ids=activity_ids,
         activities_only=activities_only,
+        captured_only=captured_only,
     )
     ctx.bound = True
     prepare_incremental(ctx)

@@ -52,17 +52,18 @@ def evaluate_after_write(event: WriteEvent) -> None:
     else:
         on = set(Activity.objects.filter(pk__in=event.object_ids).values_list("opportunity_id", flat=True))
     deals = sorted((on - {None}) | set(event.extra.get("previous_opportunity_ids", [])))
-    activity_ids: list[int] | None = list(event.object_ids)
     if event.action == "create" and event.extra.get("captured"):
-        # Captured e-mails and meetings are logged the moment they are captured: the one rule on
-        # activities themselves, logging lag, never counts them, and new ones have no violation
-        # to resolve. What they change is their deals' clocks.
-        activity_ids = None
-        if not deals:
-            return
+        # New e-mail and meetings from capture: they have no violation of their own to resolve
+        # and are never late, and what they change on their deals is the customer-touch clock
+        # and the activity count (not the rep's update clock): only the rules reading those run.
+        if deals:
+            evaluate_records(
+                opportunity_ids=deals, resolution=resolution, activities_only=True, captured_only=True
+            )
+        return
     evaluate_records(
         opportunity_ids=deals or None,
-        activity_ids=activity_ids,
+        activity_ids=list(event.object_ids),
         resolution=resolution,
         activities_only=True,
     )

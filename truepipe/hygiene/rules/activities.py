@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from truepipe.activities.models import ActivityKind, ActivitySource
+from truepipe.activities.models import CAPTURED_SOURCES, ActivityKind
 from truepipe.hygiene.rules import register
 from truepipe.hygiene.rules.base import Rule
 from truepipe.hygiene.rules.history import hours_diff, window_start
@@ -12,9 +12,6 @@ from truepipe.hygiene.rules.text import round_int, round_tenths, tenths_value
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
-
-# Captured automatically when it happened: never late.
-CAPTURED = (ActivitySource.EMAIL.value, ActivitySource.CALENDAR.value)
 
 
 @register
@@ -31,13 +28,14 @@ class LoggingLag(Rule):
     subject = "activity"
     event = True
     reads_activities = True
+    reads_captured = False  # capture is never late
     fix_minutes = 0  # cannot be fixed afterwards; it expires when it leaves the window
 
     def facts(self, ctx: EvalContext) -> str:
         at = ctx.ts(ctx.as_of)
         start = ctx.ts(window_start(ctx, self.params["window_days"]))
         lag = hours_diff(ctx, "a.logged_at", "a.occurred_at")
-        captured = ", ".join(f"'{source}'" for source in CAPTURED)
+        captured = ", ".join(f"'{source}'" for source in CAPTURED_SOURCES)
         # The logged_at range comes first: an index on it keeps this to a week of activities.
         return f"""
             SELECT '{self.key}:a' || a.id AS key, a.id, a.owner_id, a.opportunity_id, a.kind,

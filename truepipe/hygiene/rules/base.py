@@ -69,6 +69,9 @@ class Rule:
     # Whether the verdict reads the deal's activities (its clocks, counts) or the activities
     # themselves: a write of activities alone re-runs only such rules on the deals it touched.
     reads_activities: ClassVar[bool] = False
+    # Whether e-mail and meetings that capture adds can change the verdict (a customer touch, an
+    # activity count): a capture batch re-runs only such rules. None: as `reads_activities`.
+    reads_captured: ClassVar[bool | None] = None
     # Minutes a rep needs to fix one finding (the daily queue's time estimate).
     fix_minutes: ClassVar[int] = 2
 

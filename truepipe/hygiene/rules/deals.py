@@ -170,14 +170,15 @@ class StaleUpdate(StaleRule):
     key = "stale_update"
     title = "Stale deal: not updated"
     explanation = (
-        "Someone should look at every open deal and update it (any edit or logged activity) "
-        "at least every {days[default]} days."
+        "Someone should look at every open deal and update it (any edit, or an activity logged "
+        "by hand: captured e-mail and meetings are customer touches) at least every {days[default]} days."
     )
     default_severity = 1
     default_params: ClassVar[dict[str, Any]] = {"days": {"default": 30}, **CYCLE}
     clock = "update_clock"
     clock_label = "update"
-    reads_activities = True  # a logged activity is an update
+    reads_activities = True  # an activity the rep logs is an update
+    reads_captured = False  # a captured one is not
 
 
 @register
