@@ -68,6 +68,22 @@ def test_two_open_deals_at_the_account_send_the_mail_to_triage_instead_of_guessi
     assert item.activity.account == org.acme
 
 
+def test_the_triage_list_offers_the_most_recently_active_deal_first(org, acme_buyer, acme_upsell):
+    from truepipe.pipeline.models import Opportunity
+
+    now = timezone.now()
+    for recent, older, subject in (
+        (org.ravi_open, acme_upsell, "First"),
+        (acme_upsell, org.ravi_open, "Second"),
+    ):
+        Opportunity.objects.filter(pk=recent.pk).update(updated_at=now)
+        Opportunity.objects.filter(pk=older.pk).update(updated_at=now - dt.timedelta(days=2))
+
+        capture(message("ravi@truepipe.test", "bea@acme.example", subject))
+
+        assert CapturedItem.objects.get(subject=subject).candidates == [recent.pk, older.pk]
+
+
 def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer, request):
     first = message("ravi@truepipe.test", "bea@acme.example", "Proposal")
     capture(first)

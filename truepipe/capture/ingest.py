@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -395,7 +394,7 @@ class Ingest:
         threaded = {
             d for keys in keys_of.values() for k in keys if (d := self._thread_deals.get(k)) is not None
         }
-        # Two lookups by index (an OR of the two would scan every deal), merged most recently active first.
+        # Two lookups by index (an OR of the two would scan every deal).
         query = (
             "SELECT o.id, o.account_id, o.owner_id, o.updated_at FROM pipeline_opportunity o"
             " JOIN pipeline_stage s ON s.id = o.stage_id"
@@ -409,13 +408,15 @@ class Ingest:
                 query += f"o.owner_id IN ({', '.join(str(int(pk)) for pk in owners) or 'NULL'}) AND "
         found = select_in(query + "o.account_id IN ({in})", accounts, (StageKind.OPEN.value,))
         found += select_in(query + "o.id IN ({in})", threaded, (StageKind.OPEN.value,))
-        found = sorted(set(found), key=itemgetter(3, 0), reverse=True)
-        deals: list[tuple[int, int | None, int]] = [row[:3] for row in found]
+        # Most recently active first, for a plan with several candidates (sorting every deal of
+        # the batch instead took as long as the lookup).
+        recency: dict[int, tuple[Any, int]] = {}
         by_account: dict[int | None, list[tuple[int, int]]] = {}
         deal_account: dict[int, tuple[int | None, int]] = {}
-        for pk, account_id, owner_id in deals:
+        for pk, account_id, owner_id, updated_at in set(found):  # the two lookups may overlap
             by_account.setdefault(account_id, []).append((pk, owner_id))
             deal_account[pk] = (account_id, owner_id)
+            recency[pk] = (updated_at, pk)
         for i in indexes:
             plan = plans[i]
             scope = self._scopes[plan.owner_id]  # type: ignore[index]
@@ -440,9 +441,8 @@ class Ingest:
                     for pk, owner_id in by_account.get(a, ())
                     if scope is None or owner_id in scope
                 ]
-                if len(here) > 1:  # several accounts: most recently active first across them
-                    order = {pk: n for n, (pk, *_) in enumerate(deals)}
-                    candidates.sort(key=order.__getitem__)
+                if len(candidates) > 1:
+                    candidates.sort(key=recency.__getitem__, reverse=True)
                 if len(candidates) == 1:
                     plan.opportunity_id = candidates[0]
                     plan.account_id = deal_account[candidates[0]][0]
