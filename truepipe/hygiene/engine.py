@@ -156,6 +156,9 @@ class EvalContext:
     def greatest(self, *expressions: str) -> str:
         return ("MAX(" if self.vendor == "sqlite" else "GREATEST(") + ", ".join(expressions) + ")"
 
+    def least(self, *expressions: str) -> str:
+        return ("MIN(" if self.vendor == "sqlite" else "LEAST(") + ", ".join(expressions) + ")"
+
     def ids(self, column: str, kind: str = "opportunity") -> str:
         """`AND column IN (...)` when evaluating a few records, nothing for a full evaluation."""
         ids = self.opportunity_ids if kind == "opportunity" else self.activity_ids
