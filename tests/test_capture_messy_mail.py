@@ -260,8 +260,8 @@ def test_a_one_part_message_read_from_its_headers_alone_gives_what_the_full_pars
     assert read_message(raw) == read_parsed(message_from_bytes(raw), raw)
 
 
-def _many_mails(tmp_path, count: int) -> Path:
-    mails = [message("ravi@truepipe.test", "bea@acme.example", f"Mail {n}") for n in range(count)]
+def _many_mails(tmp_path, count: int, body: str = "Hello") -> Path:
+    mails = [message("ravi@truepipe.test", "bea@acme.example", f"Mail {n}", body) for n in range(count)]
     return write_mbox(tmp_path / "many.mbox", mails)
 
 
@@ -280,6 +280,35 @@ def test_a_helper_process_that_dies_half_way_loses_no_message_and_repeats_none(t
     keys += [i.dedup_key for i in helped]
 
     assert keys == alone and len(set(keys)) == CHUNK * 2 + 500
+
+
+def test_a_helper_process_that_dies_while_sending_a_chunk_does_not_leave_the_reader_waiting(tmp_path):
+    """Chunks of long mails are far larger than a pipe holds: after a pause the helper is blocked
+    half-way through sending one. Killed there, the reader must see it die and go on alone."""
+    import multiprocessing
+    import threading
+    import time
+
+    from truepipe.capture.sources import CHUNK, read_mbox
+
+    path = _many_mails(tmp_path, CHUNK * 3 + 5, body="Pricing and rollout. " * 200)
+    alone = [i.dedup_key for i in read_mbox(path, source="file", parallel=False)]
+    keys: list[str] = []
+
+    def read() -> None:
+        helped = read_mbox(path, source="file", parallel=True)
+        keys.append(next(helped).dedup_key)
+        time.sleep(2)  # the helper parses ahead until the pipe is full, mid-chunk
+        for child in multiprocessing.active_children():
+            child.kill()
+        keys.extend(i.dedup_key for i in helped)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+
+    assert not reader.is_alive(), "the reader is still waiting for a helper that died"
+    assert keys == alone
 
 
 def test_a_reader_stopped_early_leaves_no_helper_process_running(tmp_path):

@@ -190,6 +190,36 @@ def test_working_days_without_an_update_before_the_cut_off_are_missed(org, rita_
 
 
 @pytest.mark.django_db
+def test_a_day_of_captured_mail_alone_is_still_a_missed_update(org, rita_week):
+    """Rita's mail was captured all Tuesday morning, but she updated nothing herself."""
+    from truepipe.activities.services import log_captured
+
+    tuesday = rita_week + dt.timedelta(days=1)
+    deal = Opportunity.objects.get(owner=org.rita, name="Rita's deal")
+    mail = {"kind": "email", "subject": "Re: pricing", "body": "", "source": "email"}
+    log_captured(
+        None,
+        [
+            {
+                **mail,
+                "occurred_at": _at(tuesday, hour),
+                "owner": org.rita.pk,
+                "opportunity": deal.pk,
+                "account": None,
+            }
+            for hour in (9, 10, 11)
+        ],
+        [[], [], []],
+        via=Via.EMAIL,
+        logged_at=_at(tuesday, 11),
+    )
+
+    assert f"missed_daily_update:r{org.rita.pk}:{tuesday}" in _missed(
+        _at(rita_week + dt.timedelta(days=4), 20)
+    )
+
+
+@pytest.mark.django_db
 def test_a_day_that_is_not_over_yet_and_a_day_off_are_not_missed(org, rita_week):
     monday = rita_week
     friday = monday + dt.timedelta(days=4)

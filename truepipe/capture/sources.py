@@ -10,6 +10,7 @@ import datetime as dt
 import multiprocessing
 import os
 import queue
+import threading
 from collections.abc import Generator, Iterator
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -139,16 +140,33 @@ def _chunks(path: Path) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
         yield first, chunk
 
 
-def _parse_file(path: str, source: str, owner_id: int | None, chunks: Any) -> None:
-    """The helper process: read and parse the whole mbox, one chunk of items after another onto
-    `chunks`, then None; on an error, ("failed", its text) (the caller goes on alone from there)."""
+def _parse_file(path: str, source: str, owner_id: int | None, sender: Any) -> None:
+    """The helper process: read and parse the whole mbox, each chunk of items sent on `sender` (a
+    pipe's writing end), then None; on an error, ("failed", its text), and the caller goes on alone
+    from there. Chunks are parsed up to AHEAD ahead of the one being sent, by this thread while
+    another sends."""
+    ready: queue.Queue = queue.Queue(maxsize=AHEAD)
+
+    def send() -> None:
+        while True:
+            chunk = ready.get()
+            try:
+                sender.send(chunk)
+            except OSError:  # the caller is gone
+                return
+            if chunk is None or isinstance(chunk, tuple):
+                return
+
+    sending = threading.Thread(target=send, daemon=True)
+    sending.start()
     try:
         for first, chunk in _chunks(Path(path)):
-            chunks.put(parse_chunk(Path(path).name, source, owner_id, first, chunk))
+            ready.put(parse_chunk(Path(path).name, source, owner_id, first, chunk))
     except Exception as exc:  # noqa: BLE001 - reported to the caller, which parses the rest itself
-        chunks.put(("failed", f"{type(exc).__name__}: {exc}"))
-        return
-    chunks.put(None)
+        ready.put(("failed", f"{type(exc).__name__}: {exc}"))
+    else:
+        ready.put(None)
+    sending.join()
 
 
 def read_mbox(
@@ -176,20 +194,23 @@ def _from_helper(path: Path, source: str, owner_id: int | None) -> Generator[Inc
     # "spawn": the helper starts clean (no copy of this process's database connections); a plain
     # string for the source crosses to it (an enum member would import Django there).
     context = multiprocessing.get_context("spawn")
-    chunks = context.Queue(maxsize=AHEAD)
-    helper = context.Process(target=_parse_file, args=(str(path), source, owner_id, chunks), daemon=True)
+    receiver, sender = context.Pipe(duplex=False)
+    helper = context.Process(target=_parse_file, args=(str(path), source, owner_id, sender), daemon=True)
     received = 0
     try:
         helper.start()
     except OSError:  # a host that forbids it: everything in this process
+        receiver.close()
+        sender.close()
         return 0
+    # Only the helper holds the writing end now: if it dies, even half-way through sending a
+    # chunk, reading ends (EOF) instead of waiting for the rest forever.
+    sender.close()
     try:
         while True:
             try:
-                items = chunks.get(timeout=1)
-            except queue.Empty:
-                if helper.is_alive():
-                    continue
+                items = receiver.recv()
+            except (EOFError, OSError):
                 return received  # it died
             if items is None:
                 return None
@@ -201,8 +222,7 @@ def _from_helper(path: Path, source: str, owner_id: int | None) -> Generator[Inc
         if helper.is_alive():  # the caller stopped early (or an error): do not leave it running
             helper.terminate()
         helper.join(timeout=5)
-        chunks.close()
-        chunks.cancel_join_thread()
+        receiver.close()
 
 
 def read_paths(paths: list[Path], *, source: str, owner_id: int | None = None) -> Iterator[Incoming]:

@@ -49,7 +49,7 @@ _SQLITE_TRIGGERS = [
         WHEN NEW.opportunity_id IS NOT NULL
         BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.opportunity_id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_dirty_on_update
-        AFTER UPDATE OF opportunity_id, kind, occurred_at, logged_at, deleted_at ON {ACTIVITY_TABLE}
+        AFTER UPDATE OF opportunity_id, kind, source, occurred_at, logged_at, deleted_at ON {ACTIVITY_TABLE}
         BEGIN
             INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id)
                 SELECT NEW.opportunity_id WHERE NEW.opportunity_id IS NOT NULL;

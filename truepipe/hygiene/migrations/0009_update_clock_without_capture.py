@@ -1,8 +1,19 @@
 """The rep's update clock no longer counts captured e-mail and meetings: the kept activity clocks
 were computed with them, so they are dropped and rebuilt (from the activities) by the next full
-evaluation."""
+evaluation. An activity's source now moves its deal's clocks, so SQLite's update trigger also
+watches that column (PostgreSQL's statement trigger fires on any update)."""
 
 from django.db import migrations
+
+
+def watch_the_source(apps, schema_editor):
+    from truepipe.hygiene import clocks
+
+    vendor = schema_editor.connection.vendor
+    with schema_editor.connection.cursor() as cursor:
+        if vendor == "sqlite":
+            cursor.execute("DROP TRIGGER IF EXISTS hygiene_dirty_on_update")
+        clocks.install_triggers(cursor, vendor)
 
 
 class Migration(migrations.Migration):
@@ -16,4 +27,5 @@ class Migration(migrations.Migration):
             "DELETE FROM hygiene_dealclockmark",
             reverse_sql="DELETE FROM hygiene_dealclockmark",
         ),
+        migrations.RunPython(watch_the_source, migrations.RunPython.noop),
     ]
