@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
-from truepipe.activities.models import CAPTURED_SOURCES, CUSTOMER_TOUCH_KINDS
-from truepipe.hygiene.rules.base import as_datetime
+from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
+from truepipe.hygiene.rules.base import as_datetime, not_captured
 
 if TYPE_CHECKING:
     from truepipe.hygiene.engine import EvalContext
@@ -137,7 +137,7 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
     alive = f"(deleted_at IS NULL OR deleted_at > {at})"
     # The rep's update clock counts what the rep logged: captured e-mail and meetings are customer
     # touches, not updates (a rainmaker whose mail is captured has still not updated his deals).
-    by_rep = "source NOT IN (" + ", ".join(f"'{source}'" for source in CAPTURED_SOURCES) + ")"
+    by_rep = not_captured("source")
     if not pending:
         return f"""
         SELECT opportunity_id,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from truepipe.activities.models import CAPTURED_SOURCES, ActivityKind
+from truepipe.activities.models import ActivityKind
 from truepipe.hygiene.rules import register
-from truepipe.hygiene.rules.base import Rule
+from truepipe.hygiene.rules.base import Rule, not_captured
 from truepipe.hygiene.rules.history import hours_diff, window_start
 from truepipe.hygiene.rules.text import round_int, round_tenths, tenths_value
 
@@ -35,14 +35,13 @@ class LoggingLag(Rule):
         at = ctx.ts(ctx.as_of)
         start = ctx.ts(window_start(ctx, self.params["window_days"]))
         lag = hours_diff(ctx, "a.logged_at", "a.occurred_at")
-        captured = ", ".join(f"'{source}'" for source in CAPTURED_SOURCES)
         # The logged_at range comes first: an index on it keeps this to a week of activities.
         return f"""
             SELECT '{self.key}:a' || a.id AS key, a.id, a.owner_id, a.opportunity_id, a.kind,
                    a.subject, a.occurred_at, a.logged_at, {lag} AS lag_hours
             FROM activities_activity a
             WHERE a.logged_at > {start} AND a.logged_at <= {at}
-              AND a.source NOT IN ({captured})
+              AND {not_captured("a.source")}
               AND (a.deleted_at IS NULL OR a.deleted_at > {at})
               AND {lag} > {float(self.params["hours"])}{ctx.ids("a.id", "activity")}"""
 

@@ -168,6 +168,14 @@ def rows(ctx: EvalContext, sql: str, params: Sequence[Any] | dict[str, Any] = ()
             yield from batch
 
 
+def not_captured(column: str) -> str:
+    """SQL: the activity in `column`'s row was logged by a person, not by e-mail or calendar capture
+    (captured ones are never late and are not the rep's updates)."""
+    from truepipe.activities.models import CAPTURED_SOURCES
+
+    return f"{column} NOT IN (" + ", ".join(f"'{source}'" for source in CAPTURED_SOURCES) + ")"
+
+
 def as_datetime(value: Any) -> datetime | None:
     """A timestamp read back from raw SQL (SQLite returns text, or a naive UTC datetime for a
     column declared as one; PostgreSQL aware datetimes)."""

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from truepipe.activities.models import CAPTURED_SOURCES
 from truepipe.hygiene.rules import register
-from truepipe.hygiene.rules.base import Rule, as_datetime, rows
+from truepipe.hygiene.rules.base import Rule, as_datetime, not_captured, rows
 from truepipe.hygiene.rules.text import plural
 from truepipe.people.models import SalesProfile, default_working_days
 from truepipe.pipeline.models import StageKind
@@ -175,13 +174,12 @@ class MissedDailyUpdate(Rule):
     def facts(self, ctx: EvalContext) -> str:
         """The windows in which the rep logged nothing, changed no deal and created none (captured
         e-mail and meetings are not the rep's updates)."""
-        captured = ", ".join(f"'{source}'" for source in CAPTURED_SOURCES)
         return f"""
             SELECT '{self.key}:r' || w.rep_id || ':' || {ctx.iso_date("w.day")} AS key, w.*
             FROM {WINDOWS_TABLE} w
             WHERE NOT EXISTS (SELECT 1 FROM activities_activity a WHERE a.owner_id = w.rep_id
                                 AND a.logged_at >= w.starts AND a.logged_at < w.ends
-                                AND a.source NOT IN ({captured}))
+                                AND {not_captured("a.source")})
               AND NOT EXISTS (SELECT 1 FROM pipeline_opportunitychange c WHERE c.changed_by_id = w.rep_id
                                 AND c.changed_at >= w.starts AND c.changed_at < w.ends)
               AND NOT EXISTS (SELECT 1 FROM pipeline_opportunity o WHERE o.owner_id = w.rep_id
