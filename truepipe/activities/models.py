@@ -70,10 +70,12 @@ class Activity(models.Model):
         verbose_name_plural = "activities"
         ordering = ["-occurred_at", "-id"]
         indexes = [
-            # Deal timeline; and, covering every column the engine's clocks read, the one scan
-            # per evaluation that gives each deal its last customer touch and activity count.
+            # Deal timeline; and, covering every column the engine's clocks read (`source` too:
+            # captured mail is a touch, not the rep's update), the reads that give each deal its
+            # last customer touch, activity count and last update, from the index alone (without
+            # `source`, every activity row was fetched: five times slower).
             models.Index(
-                fields=["opportunity", "occurred_at", "kind", "logged_at", "deleted_at"],
+                fields=["opportunity", "occurred_at", "kind", "logged_at", "deleted_at", "source"],
                 name="activity_deal_clock_idx",
             ),
             models.Index(fields=["account", "occurred_at"]),

@@ -134,14 +134,21 @@ class Directory:
         self.internal = {d.strip().lower() for d in configured if d.strip()}
         self.internal |= {domain_of(a) for a in self.users} - FREE_MAIL
         self.excluded: dict[int | None, set[str]] = {}
+        self._excluded_for: dict[int | None, frozenset[str]] = {}
         for user_id, domain in ExcludedDomain.objects.values_list("user_id", "domain"):
             self.excluded.setdefault(user_id, set()).add(domain.lower())
 
     def is_internal(self, address: str) -> bool:
         return address in self.users or domain_of(address) in self.internal
 
-    def excluded_for(self, owner_id: int | None) -> set[str]:
-        return self.excluded.get(None, set()) | self.excluded.get(owner_id, set())
+    def excluded_for(self, owner_id: int | None) -> frozenset[str]:
+        """The domains this owner's mail is not logged from (everyone's and their own), read once."""
+        found = self._excluded_for.get(owner_id)
+        if found is None:
+            found = self._excluded_for[owner_id] = frozenset(
+                self.excluded.get(None, set()) | self.excluded.get(owner_id, set())
+            )
+        return found
 
 
 @dataclass

@@ -1,18 +1,20 @@
 """The deals' activity clocks, kept between nights instead of recomputed from every activity.
 
 A full evaluation needs, for each deal, its last customer touch, its activity count and its
-last logged activity as of the evaluated moment. Computed from scratch, that is a grouped scan
-of every activity the organisation ever logged: at 20 M activities, most of a night's work,
-repeated although a night changes a few deals' activities. So the full evaluation keeps them
+last logged activity as of the evaluated moment, and from its field history its last change
+and last progress (stage or amount). Computed from scratch, that is a grouped scan of every
+activity the organisation ever logged and of every history row: at 20 M activities, most of a
+night's work, repeated although a night changes a few deals. So the full evaluation keeps them
 in `DealClock`, as of the moment of `DealClockMark`, and each later evaluation recomputes only
 the deals whose clocks may have moved since:
 
-- the deals whose activities were written since (`DirtyDeal`): database triggers on
-  `activities_activity` mark them on every insert, update and delete, whatever wrote it, a
-  service, an import, a COPY or a hand-made UPDATE;
+- the deals whose activities or history were written since (`DirtyDeal`): database triggers on
+  `activities_activity` and `pipeline_opportunitychange` mark them on every insert, update and
+  delete, whatever wrote it, a service, an import, a COPY or a hand-made UPDATE;
 - the deals whose clocks move with time alone (`pending_at`): an activity that had not
-  happened by the moment (a meeting booked for next week) or not been logged by then starts
-  counting later, with no write at all; the cache keeps the earliest such moment per deal.
+  happened by the moment (a meeting booked for next week) or not been logged by then, or a
+  change recorded after the moment, starts counting later, with no write at all; the cache
+  keeps the earliest such moment per deal.
 
 Anything else (no mark yet, triggers missing: SQLite drops them when a migration rebuilds the
 table) rebuilds the whole cache from the activities, once. An evaluation as of a moment before
@@ -40,7 +42,16 @@ CLOCK_TABLE = "hygiene_dealclock"
 MARK_TABLE = "hygiene_dealclockmark"
 DIRTY_TABLE = "hygiene_dirtydeal"
 ACTIVITY_TABLE = "activities_activity"
-TRIGGERS = ("hygiene_dirty_on_insert", "hygiene_dirty_on_update", "hygiene_dirty_on_delete")
+CHANGE_TABLE = "pipeline_opportunitychange"
+# Field changes that are progress (the rest are updates only).
+PROGRESS_FIELDS = ("stage", "amount")
+ACTIVITY_TRIGGERS = ("hygiene_dirty_on_insert", "hygiene_dirty_on_update", "hygiene_dirty_on_delete")
+CHANGE_TRIGGERS = (
+    "hygiene_change_dirty_on_insert",
+    "hygiene_change_dirty_on_update",
+    "hygiene_change_dirty_on_delete",
+)
+TRIGGERS = ACTIVITY_TRIGGERS + CHANGE_TRIGGERS
 SCRATCH = "hy_dirty"
 
 # SQLite: row triggers (INSERT OR IGNORE into a small keyed table).
@@ -58,6 +69,16 @@ _SQLITE_TRIGGERS = [
         END""",
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_dirty_on_delete AFTER DELETE ON {ACTIVITY_TABLE}
         WHEN OLD.opportunity_id IS NOT NULL
+        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS hygiene_change_dirty_on_insert AFTER INSERT ON {CHANGE_TABLE}
+        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.opportunity_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS hygiene_change_dirty_on_update
+        AFTER UPDATE OF opportunity_id, field, changed_at ON {CHANGE_TABLE}
+        BEGIN
+            INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.opportunity_id);
+            INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id);
+        END""",
+    f"""CREATE TRIGGER IF NOT EXISTS hygiene_change_dirty_on_delete AFTER DELETE ON {CHANGE_TABLE}
         BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id); END""",
 ]
 
@@ -79,29 +100,36 @@ BEGIN
     RETURN NULL;
 END $$"""
 _PG_TRIGGERS = [
-    f"""CREATE TRIGGER hygiene_dirty_on_insert AFTER INSERT ON {ACTIVITY_TABLE}
-        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hygiene_mark_dirty()""",
-    f"""CREATE TRIGGER hygiene_dirty_on_update AFTER UPDATE ON {ACTIVITY_TABLE}
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION hygiene_mark_dirty()""",
-    f"""CREATE TRIGGER hygiene_dirty_on_delete AFTER DELETE ON {ACTIVITY_TABLE}
-        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION hygiene_mark_dirty()""",
+    f"""CREATE TRIGGER {name} AFTER {event} ON {table} {referencing}
+        FOR EACH STATEMENT EXECUTE FUNCTION hygiene_mark_dirty()"""
+    for table, names in ((ACTIVITY_TABLE, ACTIVITY_TRIGGERS), (CHANGE_TABLE, CHANGE_TRIGGERS))
+    for name, (event, referencing) in zip(
+        names,
+        (
+            ("INSERT", "REFERENCING NEW TABLE AS new_rows"),
+            ("UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+            ("DELETE", "REFERENCING OLD TABLE AS old_rows"),
+        ),
+        strict=True,
+    )
 ]
 
 
 def installed_triggers(cursor: Any, vendor: str) -> set[str]:
-    names = ", ".join(f"'{name}'" for name in TRIGGERS)
-    if vendor == "sqlite":
-        cursor.execute(
-            f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{ACTIVITY_TABLE}'"
-            f" AND name IN ({names})"
-        )
-    else:
-        cursor.execute(
-            f"SELECT tgname FROM pg_trigger"
-            f" WHERE tgrelid = '{ACTIVITY_TABLE}'::regclass AND tgname IN ({names})"
-        )
-    return {row[0] for row in cursor.fetchall()}
+    found: set[str] = set()
+    for table, triggers in ((ACTIVITY_TABLE, ACTIVITY_TRIGGERS), (CHANGE_TABLE, CHANGE_TRIGGERS)):
+        names = ", ".join(f"'{name}'" for name in triggers)
+        if vendor == "sqlite":
+            cursor.execute(
+                f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{table}'"
+                f" AND name IN ({names})"
+            )
+        else:
+            cursor.execute(
+                f"SELECT tgname FROM pg_trigger WHERE tgrelid = '{table}'::regclass AND tgname IN ({names})"
+            )
+        found.update(row[0] for row in cursor.fetchall())
+    return found
 
 
 def install_triggers(cursor: Any, vendor: str) -> None:
@@ -118,9 +146,10 @@ def install_triggers(cursor: Any, vendor: str) -> None:
 
 
 def remove_triggers(cursor: Any, vendor: str) -> None:
-    on = "" if vendor == "sqlite" else f" ON {ACTIVITY_TABLE}"
-    for name in TRIGGERS:
-        cursor.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
+    for table, triggers in ((ACTIVITY_TABLE, ACTIVITY_TRIGGERS), (CHANGE_TABLE, CHANGE_TRIGGERS)):
+        on = "" if vendor == "sqlite" else f" ON {table}"
+        for name in triggers:
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
     if vendor != "sqlite":
         cursor.execute("DROP FUNCTION IF EXISTS hygiene_mark_dirty()")
 
@@ -147,15 +176,49 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
         WHERE {counts} AND {alive}{where}
         GROUP BY opportunity_id"""
     # Rows deleted by the moment never count again (an undelete is an update: marked dirty).
-    return f"""
+    activities = f"""
         SELECT opportunity_id,
                MAX(CASE WHEN {counts} AND kind IN ({touch}) THEN occurred_at END) AS last_touch_at,
                SUM(CASE WHEN {counts} THEN 1 ELSE 0 END) AS activity_count,
                MAX(CASE WHEN {counts} AND {by_rep} THEN logged_at END) AS last_logged_at,
                MIN(CASE WHEN NOT ({counts}) THEN {ctx.greatest("occurred_at", "logged_at")}
-                        WHEN deleted_at IS NOT NULL THEN deleted_at END) AS pending_at
+                        WHEN deleted_at IS NOT NULL THEN deleted_at END) AS pending_at,
+               NULL AS last_change_at, NULL AS last_progress_at
         FROM {ACTIVITY_TABLE}
         WHERE opportunity_id IS NOT NULL AND {alive}{where}
+        GROUP BY opportunity_id"""
+    # Each part grouped on its own (in its index's order), then the two joined by deal.
+    return f"""
+        SELECT opportunity_id, MAX(last_touch_at) AS last_touch_at,
+               SUM(activity_count) AS activity_count, MAX(last_logged_at) AS last_logged_at,
+               MIN(pending_at) AS pending_at, MAX(last_change_at) AS last_change_at,
+               MAX(last_progress_at) AS last_progress_at
+        FROM ({activities} UNION ALL {change_clocks_sql(ctx, where, pending=True)}) c
+        GROUP BY opportunity_id"""
+
+
+def change_clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = False) -> str:
+    """Each deal's last change (any field: the rep's update) and last progress (stage or amount)
+    as of the context's moment, from its history; with `pending` (the cache), also the first
+    change recorded after the moment (it counts from then on without another write), in the
+    columns of `clocks_sql`."""
+    at = ctx.ts(ctx.as_of)
+    progress = ", ".join(f"'{name}'" for name in PROGRESS_FIELDS)
+    if not pending:
+        return f"""
+            SELECT opportunity_id, MAX(changed_at) AS last_change_at,
+                   MAX(CASE WHEN field IN ({progress}) THEN changed_at END) AS last_progress_at
+            FROM {CHANGE_TABLE}
+            WHERE changed_at <= {at}{where}
+            GROUP BY opportunity_id"""
+    return f"""
+        SELECT opportunity_id, NULL AS last_touch_at, 0 AS activity_count, NULL AS last_logged_at,
+               MIN(CASE WHEN changed_at > {at} THEN changed_at END) AS pending_at,
+               MAX(CASE WHEN changed_at <= {at} THEN changed_at END) AS last_change_at,
+               MAX(CASE WHEN changed_at <= {at} AND field IN ({progress}) THEN changed_at END)
+                   AS last_progress_at
+        FROM {CHANGE_TABLE}
+        WHERE TRUE{where}
         GROUP BY opportunity_id"""
 
 
@@ -164,7 +227,10 @@ def refresh(ctx: EvalContext) -> bool:
     than the cache's), in which case the caller reads the activities themselves."""
     vendor = ctx.vendor
     at = ctx.ts(ctx.as_of)
-    columns = "opportunity_id, last_touch_at, activity_count, last_logged_at, pending_at"
+    columns = (
+        "opportunity_id, last_touch_at, activity_count, last_logged_at, pending_at, last_change_at,"
+        " last_progress_at"
+    )
     with transaction.atomic(), ctx.cursor() as cursor:
         # Writers wait from here: SQLite's write lock; PostgreSQL's lock on the marks.
         if vendor == "sqlite":

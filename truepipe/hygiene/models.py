@@ -312,20 +312,23 @@ class QueueDay(models.Model):
 
 
 class DealClock(models.Model):
-    """A deal's activity clocks as of the last full evaluation (`hygiene.clocks`): a cache.
+    """A deal's clocks as of the last full evaluation (`hygiene.clocks`): a cache.
 
     The nightly evaluation reads each deal's last customer touch, activity count and last
-    logged activity from here and recomputes only the deals whose activities changed since
-    (`DirtyDeal`) or whose clocks move by themselves (`pending_at`: a meeting that had not
-    happened yet, an activity logged after the moment); rebuilt whole when it cannot be trusted.
+    logged activity, and its last change and last progress from its history, from here and
+    recomputes only the deals whose activities or history changed since (`DirtyDeal`) or whose
+    clocks move by themselves (`pending_at`: a meeting that had not happened yet, an activity
+    logged or a change recorded after the moment); rebuilt whole when it cannot be trusted.
     """
 
     opportunity_id = models.BigIntegerField(primary_key=True)  # no foreign key: a cache
     last_touch_at = models.DateTimeField(null=True)
     activity_count = models.PositiveIntegerField(default=0)
     last_logged_at = models.DateTimeField(null=True)
+    last_change_at = models.DateTimeField(null=True)  # any field (the rep's update)
+    last_progress_at = models.DateTimeField(null=True)  # stage or amount
     # The earliest moment after `DealClockMark.as_of` at which one of the deal's activities
-    # starts (or stops) counting without anyone writing anything.
+    # or changes starts (or stops) counting without anyone writing anything.
     pending_at = models.DateTimeField(null=True)
 
     class Meta:
@@ -348,9 +351,10 @@ class DealClockMark(models.Model):
 
 
 class DirtyDeal(models.Model):
-    """A deal whose activities were written since the clocks were last refreshed.
+    """A deal whose activities or history were written since the clocks were last refreshed.
 
-    Filled by database triggers on `activities_activity` (every insert, update and delete,
-    whatever wrote it), emptied by the refresh that recomputes those deals."""
+    Filled by database triggers on `activities_activity` and `pipeline_opportunitychange`
+    (every insert, update and delete, whatever wrote it), emptied by the refresh that
+    recomputes those deals."""
 
     opportunity_id = models.BigIntegerField(primary_key=True)
