@@ -17,11 +17,11 @@ the deals whose clocks may have moved since:
   keeps the earliest such moment per deal.
 
 Anything else (no mark yet, triggers missing: SQLite drops them when a migration rebuilds the
-table) rebuilds the whole cache from the activities, once. An evaluation as of a moment before
+table) rebuilds the whole cache from the activities and the history, once. An evaluation as of a moment before
 the cache's uses the activities directly and leaves the cache alone. Dry runs and incremental
 evaluation never use it: a write's few deals are read through the activities' index.
 
-On PostgreSQL the refresh locks the marks table (EXCLUSIVE) for its few seconds: a write that
+On PostgreSQL the refresh locks the dirty-deal table (EXCLUSIVE) for its few seconds: a write that
 logs activities meanwhile waits, rather than have its mark consumed before its rows are visible.
 """
 
@@ -224,7 +224,7 @@ def change_clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = Fals
 
 def refresh(ctx: EvalContext) -> bool:
     """Bring the cache to the context's moment; False if it cannot serve that moment (earlier
-    than the cache's), in which case the caller reads the activities themselves."""
+    than the cache's), in which case the caller reads the activities and history themselves."""
     vendor = ctx.vendor
     at = ctx.ts(ctx.as_of)
     columns = (
