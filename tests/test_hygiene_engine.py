@@ -281,8 +281,21 @@ def _reference(rule, ctx, row: dict) -> Finding:
         )
     if key == "close_pushed":
         pushes, days = int(row["pushes"]), int(row["days_pushed"] or 0)
+        # The pushes, as the facts used to list them (old>new@day, ';'-separated) before the
+        # presentation read them itself for the violations that open.
+        from django.db import connection
+
+        from truepipe.hygiene.rules.history import CHANGES, as_text, date_of
+
+        day = as_text(ctx, date_of(ctx, "c.changed_at"))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.old_value || '>' || c.new_value || '@' || {day} FROM {CHANGES} c"
+                f" WHERE c.opportunity_id = {int(row['id'])} AND {rule.pushes(ctx)}"
+            )
+            listed = ";".join(item for (item,) in cursor.fetchall())
         history = []
-        for item in sorted(part for part in str(row["history"] or "").split(";") if part):
+        for item in sorted(part for part in listed.split(";") if part):
             moved, _, on = item.partition("@")
             old, _, new = moved.partition(">")
             history.append({"from": old, "to": new, "on": on[:10]})

@@ -55,13 +55,6 @@ def as_text(ctx: EvalContext, expression: str) -> str:
     return expression if ctx.vendor == "sqlite" else f"CAST({expression} AS TEXT)"
 
 
-def concat_all(ctx: EvalContext, expression: str) -> str:
-    """All values of a group as one ';'-separated text (order not guaranteed: sort after reading)."""
-    if ctx.vendor == "sqlite":
-        return f"GROUP_CONCAT({expression}, ';')"
-    return f"STRING_AGG({expression}, ';')"
-
-
 def window_start(ctx: EvalContext, days: Any) -> dt.datetime:
     return ctx.as_of - dt.timedelta(days=float(days))
 
@@ -97,15 +90,13 @@ class ClosePushed(Rule):
 
     def facts(self, ctx: EvalContext) -> str:
         pushed = day_diff(ctx, "c.new_value", "c.old_value")
-        pushes = concat_all(
-            ctx, f"c.old_value || '>' || c.new_value || '@' || {as_text(ctx, date_of(ctx, 'c.changed_at'))}"
-        )
+        # The pushes themselves are read (by `history`) only for the violations that open.
         return f"""
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.name, s.close_date,
-                   p.pushes, p.days_pushed, p.history
+                   p.pushes, p.days_pushed
             FROM {{state}} s
             JOIN (
-                SELECT c.opportunity_id, COUNT(*) AS pushes, SUM({pushed}) AS days_pushed, {pushes} AS history
+                SELECT c.opportunity_id, COUNT(*) AS pushes, SUM({pushed}) AS days_pushed
                 FROM {CHANGES} c
                 WHERE {self.pushes(ctx)}{ctx.ids("c.opportunity_id")}
                 GROUP BY c.opportunity_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -77,7 +78,11 @@ class MissedDailyUpdate(Rule):
                     WHERE s.stage_kind = '{open_kind}' AND s.created_at <= {since} GROUP BY s.owner_id""",
             )
         }
-        recent: dict[int, list[tuple[dt.datetime, dt.datetime | None]]] = {}
+        # Per rep, the recent deals' openings and closings, sorted: the deals open as a day began
+        # are those opened by then less those closed by then (two binary searches per day). A
+        # deal closed before it was created (imported so) was never open: left out.
+        opened: dict[int, list[dt.datetime]] = {}
+        closed_by: dict[int, list[dt.datetime]] = {}
         for owner, created, closed, is_open in rows(
             ctx,
             f"""SELECT s.owner_id, s.created_at, s.closed_at,
@@ -87,10 +92,17 @@ class MissedDailyUpdate(Rule):
                    OR (s.stage_kind <> '{open_kind}' AND s.closed_at > {since})""",
         ):
             created_at = as_datetime(created)
-            if created_at is not None:
-                ends = None if is_open else as_datetime(closed)
-                recent.setdefault(int(owner), []).append((created_at, ends))
-        owners = set(settled) | set(recent)
+            if created_at is None:
+                continue
+            ends = None if is_open else as_datetime(closed)
+            if ends is not None and ends <= created_at:
+                continue
+            opened.setdefault(int(owner), []).append(created_at)
+            if ends is not None:
+                closed_by.setdefault(int(owner), []).append(ends)
+        for moments in (*opened.values(), *closed_by.values()):
+            moments.sort()
+        owners = set(settled) | set(opened)
         if not owners:
             return []
         cutoff = parse_cutoff(self.params["cutoff"])
@@ -114,10 +126,10 @@ class MissedDailyUpdate(Rule):
                 ends = dt.datetime.combine(day, cutoff, tzinfo=zone)
                 if day.weekday() in working_days and ends <= ctx.as_of:
                     found += 1
-                    open_deals = settled.get(rep, 0) + sum(
-                        1
-                        for created, closed in recent.get(rep, ())
-                        if created <= starts and (closed is None or closed > starts)
+                    open_deals = (
+                        settled.get(rep, 0)
+                        + bisect_right(opened.get(rep, ()), starts)
+                        - bisect_right(closed_by.get(rep, ()), starts)
                     )
                     if open_deals:
                         result.append((rep, day, starts, ends, zone_name or "UTC", open_deals))
