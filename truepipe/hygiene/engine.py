@@ -567,9 +567,10 @@ def reconcile(ctx: EvalContext, rule: Rule, resolution: Resolution | None = None
     return len(new), len(cleared)
 
 
-def _close(ctx: EvalContext, rule: Rule, resolution: Resolution | None, ids: list[int]) -> None:
-    """Close live violations that no longer fail: no longer live, and the open ones resolved
-    (state rules) or expired (event rules); a waived one keeps its waiver.
+def _closing(ctx: EvalContext, rule: Rule, resolution: Resolution | None) -> tuple[str, list[Any]]:
+    """The SET clause (and its parameters) that closes live violations that no longer fail: no
+    longer live, and the open ones resolved (state rules) or expired (event rules); a waived one
+    keeps its waiver. One definition for a write's evaluation and the night's.
 
     One statement rewrites each row and its index entries once (two did it twice: capture resolves
     thousands per batch). `resolved_by` is set only when someone resolved it: an open violation's
@@ -577,28 +578,30 @@ def _close(ctx: EvalContext, rule: Rule, resolution: Resolution | None, ids: lis
     that fixes a deal runs it, and the ORM took longer to write it than the database to run it.
     (In an UPDATE every CASE reads the row as it was: `status` below is the old status.)
     """
-    status = (ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED).value
     at = connection.ops.adapt_datetimefield_value(ctx.as_of)
-    params: list[Any] = [
-        status,
-        at,
-        resolution.via if resolution else "evaluation",
-        (resolution.note if resolution else "")[:255],
+    status = (ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED).value
+    changes: list[tuple[str, Any]] = [
+        ("status", status),
+        ("closed_at", at),
+        ("resolved_via", resolution.via if resolution else "evaluation"),
     ]
-    by = ""
-    if resolution is not None and resolution.actor_id is not None:
-        by = ", resolved_by_id = CASE WHEN status = 'open' THEN %s ELSE resolved_by_id END"
-        params.append(resolution.actor_id)
-    sql = f"""UPDATE hygiene_violation SET
-            status = CASE WHEN status = 'open' THEN %s ELSE status END,
-            closed_at = CASE WHEN status = 'open' THEN %s ELSE closed_at END,
-            resolved_via = CASE WHEN status = 'open' THEN %s ELSE resolved_via END,
-            resolution = CASE WHEN status = 'open' THEN %s ELSE resolution END{by},
-            live = %s, cleared_at = %s
-        WHERE id IN """
+    if resolution is not None:
+        changes.append(("resolution", resolution.note[:255]))
+        if resolution.actor_id is not None:
+            changes.append(("resolved_by_id", resolution.actor_id))
+    clause = ", ".join(
+        f"{column} = CASE WHEN status = 'open' THEN %s ELSE {column} END" for column, _ in changes
+    )
+    return f"{clause}, live = %s, cleared_at = %s", [*(value for _, value in changes), False, at]
+
+
+def _close(ctx: EvalContext, rule: Rule, resolution: Resolution | None, ids: list[int]) -> None:
+    """Close these live violations (a write's evaluation: the few that no longer fail)."""
+    changes, params = _closing(ctx, rule, resolution)
     with connection.cursor() as cursor:
         for chunk in _chunks(ids):
-            cursor.execute(sql + "(" + ", ".join(str(int(pk)) for pk in chunk) + ")", [*params, False, at])
+            ids_sql = ", ".join(str(int(pk)) for pk in chunk)
+            cursor.execute(f"UPDATE hygiene_violation SET {changes} WHERE id IN ({ids_sql})", params)
 
 
 FOUND_TABLE = "hy_found"
@@ -684,7 +687,6 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
     live violations whose key was not found are resolved (state rules) or expire (event rules).
     A violation opened after the moment (a live write's, before a back-fill of earlier days)
     is not this evaluation's to judge: it would close before it opened."""
-    closed_status = (ViolationStatus.EXPIRED if rule.event else ViolationStatus.RESOLVED).value
     with rule.prepared(ctx), ctx.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
         cursor.execute(
@@ -711,16 +713,12 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
         if counted and exact and found - opened == live:
             cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
             return opened, 0
-        at = ctx.ts(ctx.as_of)
+        changes, params = _closing(ctx, rule, None)
         cursor.execute(
-            f"""UPDATE hygiene_violation SET
-                    status = CASE WHEN status = 'open' THEN '{closed_status}' ELSE status END,
-                    closed_at = CASE WHEN status = 'open' THEN {at} ELSE closed_at END,
-                    resolved_via = CASE WHEN status = 'open' THEN 'evaluation' ELSE resolved_via END,
-                    live = %s, cleared_at = {at}
-                WHERE live AND rule = %s AND opened_at <= {at}
+            f"""UPDATE hygiene_violation SET {changes}
+                WHERE live AND rule = %s AND opened_at <= {ctx.ts(ctx.as_of)}
                   AND NOT EXISTS (SELECT 1 FROM {FOUND_TABLE} f WHERE f.key = hygiene_violation.key)""",
-            [False, rule.key],
+            [*params, rule.key],
         )
         closed = cursor.rowcount
         cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
