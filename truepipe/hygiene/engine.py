@@ -397,6 +397,10 @@ def state_sql(ctx: EvalContext) -> str:
         history = "h"
         changes = clocks.change_clocks_sql(ctx, ctx.ids("opportunity_id"))
         history_join = f"LEFT JOIN ({changes}) h ON h.opportunity_id = b.id"
+    # SQLite: the stage by its key for each deal read in table order. Left to itself, with the
+    # statistics of a large organisation it read the deals stage by stage through their stage
+    # index (a pass over the table per stage: 3x slower); the unary plus rules that index out.
+    stage_of = "+b.stage_id" if ctx.vendor == "sqlite" else "b.stage_id"
     last_update = ctx.greatest(
         "b.created_at",
         f"COALESCE({history}.last_change_at, b.created_at)",
@@ -412,7 +416,7 @@ def state_sql(ctx: EvalContext) -> str:
                COALESCE(a.activity_count, 0) AS activity_count,
                z.snoozed_until
         FROM ({base}) b
-        JOIN pipeline_stage st ON st.id = b.stage_id
+        JOIN pipeline_stage st ON st.id = {stage_of}
         {history_join}
         LEFT JOIN {activity_clocks} a ON a.opportunity_id = b.id
         LEFT JOIN (
@@ -653,11 +657,13 @@ def _insert_new_sql(ctx: EvalContext, rule: Rule, source: str) -> str:
         default = model_field.get_default()
         names.append(str(model_field.column))
         values.append(ctx.literal(json.dumps(default) if isinstance(default, dict | list) else default))
-    # Keys start with the rule's key: comparing with that rule's live violations only lets the
-    # database hash them instead of probing the whole table.
-    rule_key = ctx.literal(rule.key)
+    # Keys start with the rule's key, and a live key is unique whatever the rule. PostgreSQL
+    # hashes that rule's live violations instead of probing the whole table; SQLite probes the
+    # live keys' index alone (checking the rule too read each probed row: 2.3 -> 0.7 s for the
+    # 550,000 stale deals of a night).
+    rule_match = "" if ctx.vendor == "sqlite" else f" AND v.rule = {ctx.literal(rule.key)}"
     new = f"""(SELECT * FROM {source} n WHERE NOT EXISTS (
-                 SELECT 1 FROM hygiene_violation v WHERE v.live AND v.rule = {rule_key} AND v.key = n.key))"""
+                 SELECT 1 FROM hygiene_violation v WHERE v.live AND v.key = n.key{rule_match}))"""
     # The WHERE clause keeps SQLite from reading a following ON CONFLICT as a join constraint.
     return f"""
         INSERT INTO hygiene_violation ({", ".join(names)})

@@ -113,17 +113,18 @@ class MissedDailyUpdate(Rule):
             )
         }
         result = []
+        # Reps share a few time zones: each zone's days (and their bounds) are worked out once.
+        days_of: dict[str, list[tuple[dt.date, dt.datetime, dt.datetime]]] = {}
         for rep in owners:
             zone_name, working = profiles.get(rep, ("UTC", default_working_days()))
-            zone = zone_of(zone_name)
             working_days = {int(day) for day in (working or [])}
             if not working_days:
                 continue
-            day = ctx.as_of.astimezone(zone).date()
+            days = days_of.get(zone_name)
+            if days is None:
+                days = days_of[zone_name] = self._days(ctx, zone_of(zone_name), cutoff, 7 * wanted + 7)
             found = 0
-            for _ in range(7 * wanted + 7):  # a few calendar days; stops after `wanted` working days
-                starts = dt.datetime.combine(day, dt.time.min, tzinfo=zone)
-                ends = dt.datetime.combine(day, cutoff, tzinfo=zone)
+            for day, starts, ends in days:  # a few calendar days; stops after `wanted` working days
                 if day.weekday() in working_days and ends <= ctx.as_of:
                     found += 1
                     open_deals = (
@@ -135,8 +136,26 @@ class MissedDailyUpdate(Rule):
                         result.append((rep, day, starts, ends, zone_name or "UTC", open_deals))
                     if found >= wanted:
                         break
-                day -= dt.timedelta(days=1)
         return result
+
+    @staticmethod
+    def _days(
+        ctx: EvalContext, zone: dt.tzinfo, cutoff: dt.time, count: int
+    ) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
+        """The `count` calendar days of a time zone up to the moment's, latest first, each with
+        its local start and cut-off."""
+        day = ctx.as_of.astimezone(zone).date()
+        days = []
+        for _ in range(count):
+            days.append(
+                (
+                    day,
+                    dt.datetime.combine(day, dt.time.min, tzinfo=zone),
+                    dt.datetime.combine(day, cutoff, tzinfo=zone),
+                )
+            )
+            day -= dt.timedelta(days=1)
+        return days
 
     @contextmanager
     def prepared(self, ctx: EvalContext) -> Iterator[None]:
@@ -149,18 +168,33 @@ class MissedDailyUpdate(Rule):
         )
         from django.db import connection
 
-        adapt = connection.ops.adapt_datetimefield_value
+        adapted: dict[dt.datetime, Any] = {}  # the windows share a few hundred bounds
+
+        def adapt(value: dt.datetime) -> Any:
+            text = adapted.get(value)
+            if text is None:
+                text = adapted[value] = connection.ops.adapt_datetimefield_value(value)
+            return text
+
+        # A window's local labels, by zone and day (the same instant reads differently per zone).
+        labels: dict[tuple[str, dt.date], tuple[str, str, str]] = {}
+
+        def label(zone_name: str, day: dt.date, ends: dt.datetime) -> tuple[str, str, str]:
+            found = labels.get((zone_name, day))
+            if found is None:
+                found = labels[(zone_name, day)] = (f"{day:%a %b %d}", f"{ends:%H:%M}", ends.isoformat())
+            return found
+
         rows_in = [
             (
                 rep,
                 day.isoformat() if sqlite else day,
                 adapt(starts) if sqlite else starts,
                 adapt(ends) if sqlite else ends,
-                f"{day:%a %b %d}",
-                f"{ends:%H:%M}",
+                *label(zone_name, day, ends)[:2],
                 zone_name,
                 open_deals,
-                ends.isoformat(),
+                label(zone_name, day, ends)[2],
             )
             for rep, day, starts, ends, zone_name, open_deals in self.windows(ctx)
         ]
