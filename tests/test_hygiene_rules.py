@@ -15,7 +15,7 @@ from truepipe.activities.services import log_activity
 from truepipe.core.models import Via
 from truepipe.hygiene.engine import find_all
 from truepipe.hygiene.policy import Policy, current_policy
-from truepipe.hygiene.rules import Finding
+from truepipe.hygiene.rules import REGISTRY, Finding, Rule, register
 from truepipe.people.services import update_person
 from truepipe.pipeline.models import Opportunity
 from truepipe.pipeline.services import create_opportunity, update_opportunity, update_stage
@@ -328,3 +328,17 @@ def test_a_rep_without_wins_keeps_the_stage_limit(org):
     )
     findings = find_all(timezone.now(), _cycle_policy(3.0))["stale_touch"]
     assert any(f.opportunity_id == old.pk for f in findings)
+
+
+@pytest.mark.parametrize("key", ["stale:touch", ""])
+def test_a_rule_whose_key_could_meet_another_rules_violation_keys_is_refused(key):
+    """Violation keys read "{rule}:{record}": a colon (or nothing) in a rule's key would let two
+    rules' keys meet."""
+
+    class Clashing(Rule):
+        pass
+
+    Clashing.key = key
+    with pytest.raises(ValueError, match="without a colon"):
+        register(Clashing)
+    assert key not in REGISTRY
