@@ -305,3 +305,41 @@ def test_the_end_of_sunday_and_monday_morning_runs_give_one_offense_not_two(org)
     evaluate(end_of_day(sunday) + dt.timedelta(hours=2))  # Monday, 02:00
 
     assert Offense.objects.filter(rep=org.ravi).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_violations_counted_toward_an_offense_are_those_the_policy_counts_at_any_moment(
+    org, three_weeks, settings
+):
+    """The night counts each rep's violations from the open ones and those closed after the
+    moment; the same as counting every violation with the policy's own condition, now or on a
+    back-filled day, with a waiver and violations closed later in the mix."""
+    from django.db.models import Count
+
+    from truepipe.accountability.offenses import _counted_per_rep, _counting
+    from truepipe.core.models import Via
+    from truepipe.hygiene.models import Violation, ViolationStatus
+    from truepipe.hygiene.services import waive_violation
+    from truepipe.pipeline.services import update_opportunity
+
+    start = timezone.now()
+    # Ravi finally moves his renewal's close date; the night of day 48 resolves what that fixed.
+    settings.TRUEPIPE_INCREMENTAL_EVALUATION = False
+    update_opportunity(
+        org.ravi, org.ravi_open, {"close_date": (start + dt.timedelta(days=90)).date()}, via=Via.FORM
+    )
+    evaluate(start + dt.timedelta(days=48))
+    waived = Violation.objects.filter(rep=org.ravi, status=ViolationStatus.OPEN).order_by("pk").first()
+    waive_violation(org.maya, waived, "Customer asked us to wait until the audit is done")
+    rules = current_policy().accountability
+    moments = [start + dt.timedelta(days=days) for days in (1, 24, 30, 38, 45)]
+    assert Violation.objects.filter(closed_at__gt=moments[1]).exclude(status=ViolationStatus.WAIVED).exists()
+    for moment in moments:
+        expected = dict(
+            Violation.objects.filter(_counting(rules, moment))
+            .values("rep_id")
+            .annotate(n=Count("id"))
+            .values_list("rep_id", "n")
+        )
+        assert _counted_per_rep(rules, moment) == expected, moment
+    assert any(_counted_per_rep(rules, moment) for moment in moments)

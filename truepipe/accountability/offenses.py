@@ -58,6 +58,28 @@ def _counting(rules: Accountability, as_of: dt.datetime) -> Q:
     )
 
 
+def _counted_per_rep(rules: Accountability, as_of: dt.datetime) -> dict[int, int]:
+    """How many violations count toward an offense at a moment (`_counting`), per rep, read as
+    the open ones (from their partial index, which holds rep, severity and opening) and those
+    closed after the moment (a back-fill's; from the closing index): one grouped count over every
+    violation ever recorded took most of a second at 2.5 M. An open violation has no closing
+    time and a closed one has one, so the two parts are `_counting` split in two."""
+    cutoff = as_of - dt.timedelta(days=rules.grace_days)
+    counted: dict[int, int] = defaultdict(int)
+    for part in (
+        Q(status=ViolationStatus.OPEN),
+        Q(closed_at__gt=as_of) & ~Q(status=ViolationStatus.OPEN),
+    ):
+        for rep_id, n in (
+            Violation.objects.filter(part, severity__gte=rules.offense_severity, opened_at__lte=cutoff)
+            .values("rep_id")
+            .annotate(n=Count("*"))
+            .values_list("rep_id", "n")
+        ):
+            counted[rep_id] += n
+    return dict(counted)
+
+
 def owners_for(rep_ids: set[int], step: Step) -> dict[int, int | None]:
     """Who owns each rep's consequence at this step: their manager, their manager's manager, or
     (None) the admins."""
@@ -78,13 +100,7 @@ def detect(day: dt.date, as_of: dt.datetime, policy: Policy) -> Found:
     """Open this week's offense for every rep the policy says has one, with its consequence."""
     rules = policy.accountability
     week = week_of(day)
-    unresolved = dict(
-        Violation.objects.filter(_counting(rules, as_of))
-        .values("rep_id")
-        .annotate(n=Count("id"))
-        .filter(n__gte=rules.min_unresolved)
-        .values_list("rep_id", "n")
-    )
+    unresolved = {rep: n for rep, n in _counted_per_rep(rules, as_of).items() if n >= rules.min_unresolved}
     low: dict[int, Decimal] = {}
     if rules.weekly_score_below > 0:
         low = dict(
