@@ -257,12 +257,21 @@ def main(argv: list[str] | None = None) -> None:
             DealClockMark,
             DirtyDeal,
             EvaluationRun,
+            NewActivity,
             RepScore,
             Violation,
         )
 
         with connection.cursor() as cursor:
-            for model in (Violation, EvaluationRun, RepScore, DealClock, DealClockMark, DirtyDeal):
+            for model in (
+                Violation,
+                EvaluationRun,
+                RepScore,
+                DealClock,
+                DealClockMark,
+                DirtyDeal,
+                NewActivity,
+            ):
                 cursor.execute(f"DELETE FROM {model._meta.db_table}")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from tests.conftest import stage
 from tests.test_hygiene_engine import _generated_org
-from truepipe.activities.models import Activity, ActivityKind
-from truepipe.activities.services import delete_activity, log_activity, update_activity
+from truepipe.activities.models import Activity, ActivityKind, ActivitySource
+from truepipe.activities.services import delete_activity, log_activity, log_captured, update_activity
 from truepipe.core.models import Via
 from truepipe.hygiene import clocks
 from truepipe.hygiene.engine import EvalContext, evaluate, state_sql
-from truepipe.hygiene.models import DealClockMark, DirtyDeal, Violation, ViolationStatus
+from truepipe.hygiene.models import DealClockMark, DirtyDeal, NewActivity, Violation, ViolationStatus
 from truepipe.hygiene.policy import current_policy
 from truepipe.pipeline.models import Opportunity, OpportunityChange
 from truepipe.pipeline.services import create_opportunity, update_opportunity
@@ -62,7 +62,7 @@ def test_night_after_night_the_kept_clocks_agree_with_the_clocks_read_from_every
 
     # Night 2: a call logged, one moved to another deal, one deleted, one edited behind the services.
     night = moment + dt.timedelta(days=1)
-    log_activity(
+    call = log_activity(
         org.ravi,
         kind=ActivityKind.CALL,
         subject="Call",
@@ -94,12 +94,15 @@ def test_night_after_night_the_kept_clocks_agree_with_the_clocks_read_from_every
         changed_at=night - dt.timedelta(hours=4),
     )
     dirty = set(DirtyDeal.objects.values_list("opportunity_id", flat=True))
-    assert dirty == {first.pk, second.pk, third.pk, fourth.pk, fifth.pk, sixth.pk, seventh.pk}
+    assert dirty == {second.pk, third.pk, fourth.pk, fifth.pk, sixth.pk, seventh.pk}
+    # The call only added an activity: its deal's kept clocks take it in without a re-read.
+    assert set(NewActivity.objects.values_list("activity_id", flat=True)) == {call.pk}
 
     evaluate(night)
     assert not _mark().rebuilt
     assert _mark().recomputed == len(dirty)  # plus any deal whose clock moved by itself
-    assert not DirtyDeal.objects.exists()
+    assert _mark().folded == 1
+    assert not DirtyDeal.objects.exists() and not NewActivity.objects.exists()
     _kept_clocks_agree(night)
 
     # Night 3: nothing written at all.
@@ -107,6 +110,74 @@ def test_night_after_night_the_kept_clocks_agree_with_the_clocks_read_from_every
     evaluate(quiet)
     assert (_mark().rebuilt, _mark().recomputed) == (False, 0)
     _kept_clocks_agree(quiet)
+
+    # Night 4: only new activities. Two calls on one deal, a meeting booked for after the night,
+    # an e-mail captured (a touch, not the rep's update), and a call logged then deleted.
+    eighth, ninth, tenth, eleventh = [
+        d for d in deals[2:] if d not in (third, fourth, fifth, sixth, seventh)
+    ][:4]
+    later = quiet + dt.timedelta(days=1)
+    for hours in (5, 4):
+        log_activity(
+            eighth.owner,
+            kind=ActivityKind.CALL,
+            subject="Call",
+            opportunity=eighth,
+            via=Via.FORM,
+            occurred_at=later - dt.timedelta(hours=hours),
+            logged_at=later - dt.timedelta(hours=3),
+        )
+    # Captured: a meeting from a calendar, booked for after the night, and an e-mail.
+    meeting, _ = log_captured(
+        None,
+        [
+            {
+                "kind": kind,
+                "occurred_at": when,
+                "subject": subject,
+                "body": "",
+                "source": source,
+                "owner": deal.owner_id,
+                "opportunity": deal.pk,
+                "account": deal.account_id,
+            }
+            for kind, source, deal, when, subject in (
+                (
+                    ActivityKind.MEETING,
+                    ActivitySource.CALENDAR,
+                    ninth,
+                    later + dt.timedelta(hours=20),
+                    "Kick-off",
+                ),
+                (
+                    ActivityKind.EMAIL,
+                    ActivitySource.EMAIL,
+                    tenth,
+                    later - dt.timedelta(hours=6),
+                    "Re: pricing",
+                ),
+            )
+        ],
+        [[], []],
+        via=Via.EMAIL,
+        logged_at=later - dt.timedelta(hours=2),
+    )
+    regretted = log_activity(
+        eleventh.owner, kind=ActivityKind.CALL, subject="Oops", opportunity=eleventh, via=Via.FORM
+    )
+    delete_activity(eleventh.owner, regretted, via=Via.FORM)
+    assert set(DirtyDeal.objects.values_list("opportunity_id", flat=True)) == {eleventh.pk}
+
+    evaluate(later)
+    assert (_mark().rebuilt, _mark().recomputed, _mark().folded) == (False, 1, 3)
+    _kept_clocks_agree(later)
+
+    # Night 5: the meeting has happened by now, with no write: its deal is read afresh.
+    after = later + dt.timedelta(days=1)
+    evaluate(after)
+    assert (_mark().recomputed, _mark().folded) == (1, 0)
+    assert Activity.objects.get(pk=meeting).opportunity_id == ninth.pk
+    _kept_clocks_agree(after)
 
 
 def _call(org, deal, now):
@@ -221,7 +292,7 @@ def test_an_evaluation_before_the_kept_clocks_reads_the_activities_and_leaves_th
     Opportunity.objects.filter(pk=deal.pk).update(created_at=timezone.now() - dt.timedelta(days=60))
     ahead = timezone.now() + dt.timedelta(hours=1)
     clocks.refresh(EvalContext(as_of=ahead, policy=current_policy()))
-    log_activity(
+    call = log_activity(
         org.ravi,
         kind=ActivityKind.CALL,
         subject="Call",
@@ -235,7 +306,7 @@ def test_an_evaluation_before_the_kept_clocks_reads_the_activities_and_leaves_th
     assert run.finished_at is not None
     assert not Violation.objects.filter(rule="stale_touch", opportunity=deal, live=True).exists()
     assert _mark().as_of == ahead
-    assert DirtyDeal.objects.filter(opportunity_id=deal.pk).exists()  # kept for a later night
+    assert NewActivity.objects.filter(activity_id=call.pk).exists()  # kept for a later night
 
 
 @pytest.mark.django_db

@@ -9,19 +9,26 @@ in `DealClock`, as of the moment of `DealClockMark`, and each later evaluation r
 the deals whose clocks may have moved since:
 
 - the deals whose activities or history were written since (`DirtyDeal`): database triggers on
-  `activities_activity` and `pipeline_opportunitychange` mark them on every insert, update and
-  delete, whatever wrote it, a service, an import, a COPY or a hand-made UPDATE;
+  `activities_activity` and `pipeline_opportunitychange` mark them on every update and delete
+  and every insert of history, whatever wrote it, a service, an import, a COPY or a hand-made
+  UPDATE;
 - the deals whose clocks move with time alone (`pending_at`): an activity that had not
   happened by the moment (a meeting booked for next week) or not been logged by then, or a
   change recorded after the moment, starts counting later, with no write at all; the cache
   keeps the earliest such moment per deal.
+
+An activity inserted on a deal is different: the triggers keep its id (`NewActivity`), and the
+refresh adds the new activities to their deals' kept clocks (a later touch, a higher count: the
+clocks are maxima, sums and minima, which take new rows in without the old ones), reading the
+day's new activities instead of every activity of every deal they touched. A deal recomputed
+anyway (also dirty, its clocks moving by themselves, or not kept yet) is not folded.
 
 Anything else (no mark yet, triggers missing: SQLite drops them when a migration rebuilds the
 table) rebuilds the whole cache from the activities and the history, once. An evaluation as of a moment before
 the cache's uses the activities directly and leaves the cache alone. Dry runs and incremental
 evaluation never use it: a write's few deals are read through the activities' index.
 
-On PostgreSQL the refresh locks the dirty-deal table (EXCLUSIVE) for its few seconds: a write that
+On PostgreSQL the refresh locks the marks' tables (EXCLUSIVE) for its few seconds: a write that
 logs activities meanwhile waits, rather than have its mark consumed before its rows are visible.
 """
 
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
 CLOCK_TABLE = "hygiene_dealclock"
 MARK_TABLE = "hygiene_dealclockmark"
 DIRTY_TABLE = "hygiene_dirtydeal"
+NEW_TABLE = "hygiene_newactivity"
 ACTIVITY_TABLE = "activities_activity"
 CHANGE_TABLE = "pipeline_opportunitychange"
 # Field changes that are progress (the rest are updates only).
@@ -58,7 +66,7 @@ SCRATCH = "hy_dirty"
 _SQLITE_TRIGGERS = [
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_dirty_on_insert AFTER INSERT ON {ACTIVITY_TABLE}
         WHEN NEW.opportunity_id IS NOT NULL
-        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.opportunity_id); END""",
+        BEGIN INSERT OR IGNORE INTO {NEW_TABLE} (activity_id) VALUES (NEW.id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_dirty_on_update
         AFTER UPDATE OF opportunity_id, kind, source, occurred_at, logged_at, deleted_at ON {ACTIVITY_TABLE}
         BEGIN
@@ -87,6 +95,12 @@ _SQLITE_TRIGGERS = [
 _PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION hygiene_mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_TABLE_NAME = '{ACTIVITY_TABLE}' AND TG_OP = 'INSERT' THEN
+        INSERT INTO {NEW_TABLE} (activity_id)
+            SELECT id FROM new_rows WHERE opportunity_id IS NOT NULL
+            ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO {DIRTY_TABLE} (opportunity_id)
             SELECT DISTINCT opportunity_id FROM new_rows WHERE opportunity_id IS NOT NULL
@@ -160,14 +174,8 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
     not deleted by then. With `pending` (the cache), also when they next move by themselves, so
     activities that do not count yet are read too. One definition for the cache and for the
     state's direct read (a write's few deals, a dry run, a past moment): they cannot drift."""
-    at = ctx.ts(ctx.as_of)
-    counts = f"occurred_at <= {at} AND logged_at <= {at}"
-    touch = ", ".join(f"'{kind}'" for kind in CUSTOMER_TOUCH_KINDS)
-    alive = f"(deleted_at IS NULL OR deleted_at > {at})"
-    # The rep's update clock counts what the rep logged: captured e-mail and meetings are customer
-    # touches, not updates (a rainmaker whose mail is captured has still not updated his deals).
-    by_rep = not_captured("source")
     if not pending:
+        counts, touch, alive, by_rep = _terms(ctx)
         return f"""
         SELECT opportunity_id,
                MAX(CASE WHEN kind IN ({touch}) THEN occurred_at END) AS last_touch_at,
@@ -175,8 +183,29 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
         FROM {ACTIVITY_TABLE}
         WHERE {counts} AND {alive}{where}
         GROUP BY opportunity_id"""
+    return _combined(_kept_activities_sql(ctx, where), change_clocks_sql(ctx, where, pending=True))
+
+
+def _terms(ctx: EvalContext) -> tuple[str, str, str, str]:
+    """SQL conditions on an activity at the moment: it counts (had happened and been logged),
+    it is a customer touch, it is alive (not deleted by then), the rep logged it."""
+    at = ctx.ts(ctx.as_of)
+    touch = ", ".join(f"'{kind}'" for kind in CUSTOMER_TOUCH_KINDS)
+    # The rep's update clock counts what the rep logged: captured e-mail and meetings are customer
+    # touches, not updates (a rainmaker whose mail is captured has still not updated his deals).
+    return (
+        f"occurred_at <= {at} AND logged_at <= {at}",
+        touch,
+        f"(deleted_at IS NULL OR deleted_at > {at})",
+        not_captured("source"),
+    )
+
+
+def _kept_activities_sql(ctx: EvalContext, where: str) -> str:
+    """The activity half of the kept clocks (`clocks_sql` with `pending`), grouped by deal."""
+    counts, touch, alive, by_rep = _terms(ctx)
     # Rows deleted by the moment never count again (an undelete is an update: marked dirty).
-    activities = f"""
+    return f"""
         SELECT opportunity_id,
                MAX(CASE WHEN {counts} AND kind IN ({touch}) THEN occurred_at END) AS last_touch_at,
                SUM(CASE WHEN {counts} THEN 1 ELSE 0 END) AS activity_count,
@@ -187,13 +216,18 @@ def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> st
         FROM {ACTIVITY_TABLE}
         WHERE opportunity_id IS NOT NULL AND {alive}{where}
         GROUP BY opportunity_id"""
-    # Each part grouped on its own (in its index's order), then the two joined by deal.
+
+
+def _combined(*parts: str) -> str:
+    """Clock rows of several parts (each grouped by deal on its own, in its index's order) joined
+    by deal: every clock is a maximum, a sum or a minimum, so the parts add up."""
+    union = " UNION ALL ".join(parts)
     return f"""
         SELECT opportunity_id, MAX(last_touch_at) AS last_touch_at,
                SUM(activity_count) AS activity_count, MAX(last_logged_at) AS last_logged_at,
                MIN(pending_at) AS pending_at, MAX(last_change_at) AS last_change_at,
                MAX(last_progress_at) AS last_progress_at
-        FROM ({activities} UNION ALL {change_clocks_sql(ctx, where, pending=True)}) c
+        FROM ({union}) c
         GROUP BY opportunity_id"""
 
 
@@ -236,40 +270,82 @@ def refresh(ctx: EvalContext) -> bool:
         if vendor == "sqlite":
             cursor.execute(f"UPDATE {MARK_TABLE} SET refreshed_at = refreshed_at")
         else:
-            cursor.execute(f"LOCK TABLE {DIRTY_TABLE} IN EXCLUSIVE MODE")
+            cursor.execute(f"LOCK TABLE {DIRTY_TABLE}, {NEW_TABLE} IN EXCLUSIVE MODE")
         cursor.execute(f"SELECT as_of FROM {MARK_TABLE}")
         marks = [row[0] for row in cursor.fetchall()]
         mark = as_datetime(marks[0]) if len(marks) == 1 else None
         if mark is not None and mark > ctx.as_of:
             return False
         rebuild = mark is None or installed_triggers(cursor, vendor) != set(TRIGGERS)
+        folded = 0
         if rebuild:
             install_triggers(cursor, vendor)
             cursor.execute(f"DELETE FROM {DIRTY_TABLE}")
+            cursor.execute(f"DELETE FROM {NEW_TABLE}")
             cursor.execute(f"DELETE FROM {CLOCK_TABLE}")
             cursor.execute(f"INSERT INTO {CLOCK_TABLE} ({columns}) {clocks_sql(ctx)}")
             recomputed = cursor.rowcount
         else:
-            cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {SCRATCH} (id BIGINT PRIMARY KEY)")
-            cursor.execute(
-                f"INSERT INTO {SCRATCH} (id) SELECT opportunity_id FROM {DIRTY_TABLE}"
-                f" UNION SELECT opportunity_id FROM {CLOCK_TABLE}"
-                f" WHERE pending_at IS NOT NULL AND pending_at <= {at}"
-            )
-            recomputed = cursor.rowcount
-            cursor.execute(f"DELETE FROM {DIRTY_TABLE}")
-            if vendor == "postgresql":
-                cursor.execute(f"ANALYZE {SCRATCH}")
-            cursor.execute(f"DELETE FROM {CLOCK_TABLE} WHERE opportunity_id IN (SELECT id FROM {SCRATCH})")
-            cursor.execute(
-                f"INSERT INTO {CLOCK_TABLE} ({columns}) "
-                + clocks_sql(ctx, f" AND opportunity_id IN (SELECT id FROM {SCRATCH})")
-            )
-            cursor.execute(f"DROP TABLE {SCRATCH}")
+            recomputed, folded = _refresh_written(ctx, cursor, columns)
         cursor.execute(f"DELETE FROM {MARK_TABLE}")
         cursor.execute(
-            f"INSERT INTO {MARK_TABLE} (as_of, refreshed_at, rebuilt, recomputed) VALUES ({at}, %s, %s, %s)",
-            [timezone.now(), rebuild, max(recomputed, 0)],
+            f"INSERT INTO {MARK_TABLE} (as_of, refreshed_at, rebuilt, recomputed, folded)"
+            f" VALUES ({at}, %s, %s, %s, %s)",
+            [timezone.now(), rebuild, max(recomputed, 0), folded],
         )
     return True
+
+
+NEW_DEALS = "hy_new_deals"
+FOLD = "hy_fold"
+
+
+def _refresh_written(ctx: EvalContext, cursor: Any, columns: str) -> tuple[int, int]:
+    """The kept clocks of the deals written since: the new activities added to their deals'
+    clocks; the dirty deals, those whose clocks move by themselves and those not kept yet read
+    afresh. Returns (deals read afresh, deals folded)."""
+    at = ctx.ts(ctx.as_of)
+    analyse = ctx.vendor == "postgresql"
+    for table in (SCRATCH, NEW_DEALS, FOLD):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {NEW_DEALS} (id BIGINT PRIMARY KEY)")
+    cursor.execute(
+        f"INSERT INTO {NEW_DEALS} (id) SELECT DISTINCT opportunity_id FROM {ACTIVITY_TABLE}"
+        f" WHERE id IN (SELECT activity_id FROM {NEW_TABLE}) AND opportunity_id IS NOT NULL"
+    )
+    cursor.execute(f"CREATE TEMPORARY TABLE {SCRATCH} (id BIGINT PRIMARY KEY)")
+    cursor.execute(
+        f"INSERT INTO {SCRATCH} (id) SELECT opportunity_id FROM {DIRTY_TABLE}"
+        f" UNION SELECT opportunity_id FROM {CLOCK_TABLE} WHERE pending_at IS NOT NULL AND pending_at <= {at}"
+        f" UNION SELECT n.id FROM {NEW_DEALS} n"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {CLOCK_TABLE} c WHERE c.opportunity_id = n.id)"
+    )
+    recomputed = cursor.rowcount
+    if analyse:
+        cursor.execute(f"ANALYZE {NEW_DEALS}")
+        cursor.execute(f"ANALYZE {SCRATCH}")
+    # The folded deals: kept clocks plus their new activities, grouped together.
+    fold = (
+        f" AND opportunity_id IN (SELECT id FROM {NEW_DEALS})"
+        f" AND opportunity_id NOT IN (SELECT id FROM {SCRATCH})"
+    )
+    kept = f"SELECT {columns} FROM {CLOCK_TABLE} WHERE TRUE{fold}"
+    new = _kept_activities_sql(ctx, f" AND id IN (SELECT activity_id FROM {NEW_TABLE}){fold}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {FOLD} AS {_combined(kept, new)}")
+    cursor.execute(f"SELECT COUNT(*) FROM {FOLD}")
+    folded = int(cursor.fetchone()[0])
+    if analyse:
+        cursor.execute(f"ANALYZE {FOLD}")
+    cursor.execute(f"DELETE FROM {CLOCK_TABLE} WHERE opportunity_id IN (SELECT opportunity_id FROM {FOLD})")
+    cursor.execute(f"INSERT INTO {CLOCK_TABLE} ({columns}) SELECT {columns} FROM {FOLD}")
+    # The others read afresh from every activity and history row.
+    cursor.execute(f"DELETE FROM {CLOCK_TABLE} WHERE opportunity_id IN (SELECT id FROM {SCRATCH})")
+    cursor.execute(
+        f"INSERT INTO {CLOCK_TABLE} ({columns}) "
+        + clocks_sql(ctx, f" AND opportunity_id IN (SELECT id FROM {SCRATCH})")
+    )
+    cursor.execute(f"DELETE FROM {DIRTY_TABLE}")
+    cursor.execute(f"DELETE FROM {NEW_TABLE}")
+    for table in (SCRATCH, NEW_DEALS, FOLD):
+        cursor.execute(f"DROP TABLE {table}")
+    return recomputed, folded

@@ -311,10 +311,10 @@ class QueueDay(models.Model):
         return f"{self.rep_id} queue {self.day}"
 
 
-class DealKey(models.BigIntegerField):
-    """A deal's id as a cache table's primary key. On SQLite the column is declared `integer`,
-    which makes it the table's rowid: one B-tree to look a deal up in (a `bigint` key is a
-    second B-tree, an index beside the table, read before each row). 64-bit on both databases."""
+class RowidKey(models.BigIntegerField):
+    """A 64-bit id as a cache table's primary key. On SQLite the column is declared `integer`,
+    which makes it the table's rowid: one B-tree to look a row up in (a `bigint` key is a
+    second B-tree, an index beside the table, read before each row)."""
 
     def db_type(self, connection):  # type: ignore[no-untyped-def]
         if connection.vendor == "sqlite":
@@ -332,7 +332,7 @@ class DealClock(models.Model):
     logged or a change recorded after the moment); rebuilt whole when it cannot be trusted.
     """
 
-    opportunity_id = DealKey(primary_key=True)  # no foreign key: a cache
+    opportunity_id = RowidKey(primary_key=True)  # no foreign key: a cache
     last_touch_at = models.DateTimeField(null=True)
     activity_count = models.PositiveIntegerField(default=0)
     last_logged_at = models.DateTimeField(null=True)
@@ -358,14 +358,23 @@ class DealClockMark(models.Model):
     as_of = models.DateTimeField()
     refreshed_at = models.DateTimeField(default=timezone.now)
     rebuilt = models.BooleanField(default=False)
-    recomputed = models.PositiveIntegerField(default=0)
+    recomputed = models.PositiveIntegerField(default=0)  # deals whose clocks were read afresh
+    folded = models.PositiveIntegerField(default=0)  # deals whose new activities were added in
 
 
 class DirtyDeal(models.Model):
     """A deal whose activities or history were written since the clocks were last refreshed.
 
     Filled by database triggers on `activities_activity` and `pipeline_opportunitychange`
-    (every insert, update and delete, whatever wrote it), emptied by the refresh that
-    recomputes those deals."""
+    (every update and delete, and every insert of history, whatever wrote it), emptied by the
+    refresh that recomputes those deals."""
 
-    opportunity_id = DealKey(primary_key=True)
+    opportunity_id = RowidKey(primary_key=True)
+
+
+class NewActivity(models.Model):
+    """An activity on a deal inserted since the clocks were last refreshed (by a trigger, whatever
+    inserted it): the refresh adds it to its deal's kept clocks, without reading the deal's
+    other activities again, unless the deal is recomputed anyway (`DirtyDeal`)."""
+
+    activity_id = RowidKey(primary_key=True)
