@@ -30,6 +30,8 @@ evaluation never use it: a write's few deals are read through the activities' in
 
 On PostgreSQL the refresh locks the marks' tables (EXCLUSIVE) for its few seconds: a write that
 logs activities meanwhile waits, rather than have its mark consumed before its rows are visible.
+Writers take the two tables in the refresh's order (the dirty deals first), so a transaction that
+inserts activities and then updates some cannot deadlock with it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ _PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION hygiene_mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = '{ACTIVITY_TABLE}' AND TG_OP = 'INSERT' THEN
+        -- Every writer takes the marks' tables in the refresh's order (the dirty deals first):
+        -- a transaction that inserts an activity and then updates one cannot deadlock with it.
+        LOCK TABLE {DIRTY_TABLE} IN ROW EXCLUSIVE MODE;
         INSERT INTO {NEW_TABLE} (activity_id)
             SELECT id FROM new_rows WHERE opportunity_id IS NOT NULL
             ON CONFLICT DO NOTHING;

@@ -38,8 +38,10 @@ class Migration(migrations.Migration):
         ("hygiene", "0010_history_clocks_kept"),
     ]
 
+    # The triggers go before the tables are rebuilt, both ways (unapplied, the rebuilds run in
+    # reverse order: hence the last operation).
     operations = [
-        migrations.RunPython(drop_triggers, drop_triggers),
+        migrations.RunPython(drop_triggers, migrations.RunPython.noop),
         migrations.CreateModel(
             name="NewActivity",
             fields=[
@@ -61,4 +63,5 @@ class Migration(migrations.Migration):
             name="opportunity_id",
             field=truepipe.hygiene.models.RowidKey(primary_key=True, serialize=False),
         ),
+        migrations.RunPython(migrations.RunPython.noop, drop_triggers),
     ]
