@@ -47,6 +47,7 @@ from truepipe.capture.models import (
     ItemStatus,
     TouchDomain,
 )
+from truepipe.core.bulk import checkpoints_beside, no_cyclic_gc
 from truepipe.core.errors import ServiceError
 from truepipe.core.models import Via
 from truepipe.core.permissions import require_assignable
@@ -187,16 +188,19 @@ class Ingest:
     def run(self, items: Iterable[Incoming], progress=None, after_batch=None) -> Report:  # type: ignore[no-untyped-def]
         """`after_batch(chunk)`, if given, runs inside each batch's transaction (a source's read position)."""
         iterator: Iterator[Incoming] = iter(items)
-        while chunk := list(islice(iterator, self.batch)):
-            self.report.seen += len(chunk)
-            if after_batch is None:
-                self._chunk(chunk)
-            else:
-                with transaction.atomic():
+        with no_cyclic_gc(), checkpoints_beside() as checkpointer:
+            while chunk := list(islice(iterator, self.batch)):
+                self.report.seen += len(chunk)
+                if after_batch is None:
                     self._chunk(chunk)
-                    after_batch(chunk)
-            if progress is not None:
-                progress(len(chunk))
+                else:
+                    with transaction.atomic():
+                        self._chunk(chunk)
+                        after_batch(chunk)
+                if checkpointer is not None:
+                    checkpointer.after_commit()
+                if progress is not None:
+                    progress(len(chunk))
         return self.report
 
     def _chunk(self, chunk: list[Incoming]) -> None:
@@ -353,7 +357,8 @@ class Ingest:
 
     def _remember_threads(self, plans: list[_Plan]) -> None:
         """The deals earlier messages of these conversations were logged on."""
-        threads = {p.item.thread_key for p in plans if p.item.thread_key} - set(self._thread_deals)
+        known = self._thread_deals  # grows through the run: looked up, never copied
+        threads = {p.item.thread_key for p in plans if p.item.thread_key and p.item.thread_key not in known}
         refs = {r for p in plans for r in p.item.references}
         if not threads and not refs:
             return

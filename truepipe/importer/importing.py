@@ -11,7 +11,6 @@ file, the column mapping, the transaction, the report and the reject file.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import sys
 from collections.abc import Iterator
@@ -20,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from django.db import connection, transaction
+from django.db import transaction
 from tqdm import tqdm
 
+from truepipe.core.bulk import big_cache, no_cyclic_gc
 from truepipe.importer import formats
 
 
@@ -279,36 +279,6 @@ def _progress(total: int | None, enabled: bool, kind: str) -> Iterator[tqdm]:
         bar.close()
 
 
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a big import allocates millions of small objects that
-    hold no cycles, and each full collection walks all of them (a third of the CPU at 1M rows)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@contextmanager
-def _big_cache() -> Iterator[None]:
-    """On SQLite, let one import keep a large file's indexes in memory instead of spilling pages."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        before = cursor.fetchone()[0]
-        cursor.execute("PRAGMA cache_size = -1048576")  # 1 GiB, allocated only as pages are used
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {int(before)}")
-
-
 def run_import(kind: str, source: str | Path | TextIO, options: ImportOptions | None = None) -> Report:
     """Import one CSV file of `kind`. Raises ImportAborted for file-level problems."""
     from truepipe.importer.handlers import HANDLERS
@@ -325,7 +295,7 @@ def run_import(kind: str, source: str | Path | TextIO, options: ImportOptions | 
         report.system = options.system or report.recognised or "csv"
         handler = HANDLERS[kind](report, options, {f: header[i] for i, f in columns})
         try:
-            with transaction.atomic(), _big_cache(), _no_cyclic_gc():
+            with transaction.atomic(), big_cache(), no_cyclic_gc():
                 handler.prepare()
                 with _progress(total - 1 if total else None, options.progress, kind) as bar:
                     line = 1
