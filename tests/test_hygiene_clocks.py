@@ -265,6 +265,29 @@ def test_a_call_deleted_after_the_moment_counts_until_the_night_after(org):
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner statistics")
+def test_the_night_reads_the_days_marks_with_statistics_of_the_day_not_of_an_empty_table(org):
+    """A day's calls fill the marks; planned as if they were still empty (autovacuum need not have
+    come by), looking a day's 50,000 new activities up by id read every activity. The night
+    analyses the marks before it reads them, whatever autovacuum did."""
+    evaluate()
+    for n in range(3):
+        log_activity(
+            org.ravi, kind=ActivityKind.CALL, subject=f"Call {n}", opportunity=org.ravi_open, via=Via.FORM
+        )
+    assert NewActivity.objects.count() == 3
+
+    evaluate(timezone.now() + dt.timedelta(minutes=5))
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [NewActivity._meta.db_table]
+        )
+        assert cursor.fetchone()[0] == 3  # as the night found them, before it emptied the marks
+    assert not NewActivity.objects.exists()
+
+
+@pytest.mark.django_db
 def test_clocks_are_rebuilt_whole_when_the_triggers_went_missing(org):
     """SQLite drops a table's triggers when a migration rebuilds the table: the next night notices,
     puts them back and rebuilds the clocks instead of trusting marks nobody made."""

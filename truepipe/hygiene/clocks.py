@@ -311,6 +311,12 @@ def _refresh_written(ctx: EvalContext, cursor: Any, columns: str) -> tuple[int, 
     afresh. Returns (deals read afresh, deals folded)."""
     at = ctx.ts(ctx.as_of)
     analyse = ctx.vendor == "postgresql"
+    if analyse:
+        # The marks fill up during the day; planned on the statistics of an emptier table (left to
+        # autovacuum, which may not have come by), the look-ups of a day's 50,000 new activities by
+        # id read every activity instead (2.2 s against 0.09 s for one statement).
+        cursor.execute(f"ANALYZE {NEW_TABLE}")
+        cursor.execute(f"ANALYZE {DIRTY_TABLE}")
     for table in (SCRATCH, NEW_DEALS, FOLD):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
     cursor.execute(f"CREATE TEMPORARY TABLE {NEW_DEALS} (id BIGINT PRIMARY KEY)")
