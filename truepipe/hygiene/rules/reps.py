@@ -205,10 +205,19 @@ class MissedDailyUpdate(Rule):
                     rep_id {types[0]}, day {types[1]}, starts {types[2]}, ends {types[3]}, day_label TEXT,
                     cutoff TEXT, time_zone TEXT, open_deals INTEGER, cutoff_at TEXT)"""
             )
-            if rows_in:
+            if rows_in and sqlite:
                 cursor.executemany(
                     f"INSERT INTO {WINDOWS_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows_in
                 )
+            elif rows_in:
+                # By COPY: 25,000 windows (5,000 reps) took half a second as single-row INSERTs.
+                with (
+                    connection.wrap_database_errors,
+                    connection.cursor() as plain,
+                    plain.cursor.copy(f"COPY {WINDOWS_TABLE} FROM STDIN") as copy,
+                ):
+                    for row in rows_in:
+                        copy.write_row(row)
             if not sqlite:
                 cursor.execute(f"ANALYZE {WINDOWS_TABLE}")
         try:
