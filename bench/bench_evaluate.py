@@ -294,9 +294,6 @@ def main(argv: list[str] | None = None) -> None:
                 NewActivity,
             ):
                 cursor.execute(f"DELETE FROM {model._meta.db_table}")
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(f"VACUUM ANALYZE {Violation._meta.db_table}")
     every_day_a_working_day()
     as_autovacuum_would()
     rows: list[tuple[str, float, str]] = []

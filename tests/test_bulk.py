@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connections, transaction
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 
 from truepipe.core.bulk import Checkpointer, checkpoints_beside, no_cyclic_gc
 
@@ -43,7 +45,7 @@ def test_the_checkpointer_folds_the_log_back_so_it_stays_the_size_of_a_batch(tmp
     counts, log_size = write_batches(path, checkpointer)
     checkpointer.close()
     assert counts == [200, 400, 600, 800, 1000]  # the writer reads its own writes throughout
-    assert checkpointer.checkpoints == 5
+    assert checkpointer.checkpoints == 6  # after each of the five batches, and at the close
     # Each batch after a complete checkpoint starts the log over instead of appending to it.
     assert log_size < 2 * BATCH_BYTES
     reader = sqlite3.connect(path)
@@ -55,6 +57,59 @@ def test_without_it_the_log_of_a_writer_that_does_not_checkpoint_grows_with_ever
     counts, log_size = write_batches(str(tmp_path / "capture.sqlite3"), None)
     assert counts == [200, 400, 600, 800, 1000]
     assert log_size > 5 * BATCH_BYTES
+
+
+@pytest.fixture
+def file_database(tmp_path, django_db_blocker):
+    """A second Django connection, to a SQLite file with a write-ahead log (the tests' own database
+    is in memory, or PostgreSQL), registered as "capture_file" on this thread."""
+    settings_dict = {
+        **connections.settings["default"],
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(tmp_path / "truepipe.sqlite3"),
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;"},
+    }
+    db = SQLiteWrapper(settings_dict, alias="capture_file")
+    connections["capture_file"] = db
+    with django_db_blocker.unblock():  # a database of its own, outside the tests' transactions
+        with db.cursor() as cursor:
+            cursor.execute("CREATE TABLE mail (id INTEGER PRIMARY KEY, body TEXT)")
+        yield db
+        db.close()
+    del connections["capture_file"]
+
+
+def autocheckpoint(db) -> int:
+    return db.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+
+def test_a_run_of_one_batch_still_folds_its_log_back_when_it_ends(file_database):
+    """An IMAP poll's group or a drop-box message is a run of one batch: nothing signals a second
+    batch, so the end of the run checkpoints what the first wrote."""
+    with checkpoints_beside(file_database) as checkpointer:
+        assert autocheckpoint(file_database) == 0  # the writer no longer checkpoints in its commits
+        with file_database.cursor() as cursor:
+            cursor.executemany("INSERT INTO mail (body) VALUES (%s)", [("x" * 3000,)] * 200)
+    assert checkpointer is not None and checkpointer.checkpoints == 1
+    assert autocheckpoint(file_database) == 1000
+
+
+def test_the_writers_setting_comes_back_even_from_a_transaction_that_failed(file_database):
+    """A failed batch inside the caller's transaction: Django refuses further queries there, yet
+    the connection (kept open between requests) checkpoints in its commits again."""
+    with (
+        pytest.raises(RuntimeError),
+        transaction.atomic(using="capture_file"),
+        checkpoints_beside(file_database),
+    ):
+        with file_database.cursor() as cursor:
+            cursor.execute("INSERT INTO mail (body) VALUES ('half a batch')")
+        transaction.set_rollback(True, using="capture_file")
+        raise RuntimeError("the batch failed")
+    assert autocheckpoint(file_database) == 1000
+    with file_database.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM mail")
+        assert cursor.fetchone() == (0,)
 
 
 @pytest.mark.django_db

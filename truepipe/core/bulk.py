@@ -10,8 +10,9 @@
   log's pages into the database, then syncs the file) at the commit that takes the log past a
   thousand pages: for a run committing a batch every few hundred milliseconds, a sixth of the
   writer's time spent waiting on the disk. For the run, the writer's own checkpoints are off and
-  a thread with its own connection checkpoints after each batch (`PASSIVE`: it never blocks the
-  writer, which goes on appending to the log); at the end the writer's setting is restored.
+  a thread with its own connection checkpoints after each batch and once more at the end
+  (`PASSIVE`: it never blocks the writer, which goes on appending to the log); then the
+  writer's setting is restored, also after an error.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connection
 
@@ -54,10 +56,14 @@ def big_cache() -> Iterator[None]:
 
 
 class Checkpointer:
-    """Call `after_commit()` after each batch; a thread checkpoints the log when it can."""
+    """Call `after_commit()` after each batch; a thread checkpoints the log when it can, and once
+    more when closed (the last batch's pages, and a run of a single batch: an IMAP poll's group,
+    a drop-box message)."""
 
     def __init__(self, path: str) -> None:
-        self._path = path
+        # Opened here, so a database the thread cannot open is known before the writer stops
+        # checkpointing (sqlite3.Error); used by the thread alone from then on.
+        self._db = sqlite3.connect(path, timeout=20, check_same_thread=False, uri=True)
         self._wanted = threading.Event()
         self._stop = False
         self.checkpoints = 0
@@ -68,20 +74,19 @@ class Checkpointer:
         self._wanted.set()
 
     def _work(self) -> None:
-        db = sqlite3.connect(self._path, timeout=20, check_same_thread=False)
         try:
             while True:
                 self._wanted.wait()
                 self._wanted.clear()
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error:  # busy or locked: the next batch (or the close) asks again
+                    pass
                 if self._stop:
                     return
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
-                except sqlite3.Error:  # busy or locked: the next batch asks again
-                    continue
         finally:
-            db.close()
+            self._db.close()
 
     def close(self) -> None:
         self._stop = True
@@ -89,22 +94,34 @@ class Checkpointer:
         self._thread.join()
 
 
+def _autocheckpoint(db: Any, pages: int | None = None) -> int:
+    """The connection's automatic checkpoint threshold, set first if `pages` is given. On the
+    driver's connection: a PRAGMA, not part of any transaction, which Django would refuse to run
+    inside an atomic block that already failed."""
+    if pages is not None:
+        db.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+    return int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
 @contextmanager
-def checkpoints_beside() -> Iterator[Checkpointer | None]:
-    """On a SQLite database file, a `Checkpointer` for the run (else None: nothing to do)."""
-    path = str(connection.settings_dict.get("NAME") or "")
-    if connection.vendor != "sqlite" or not path or path == ":memory:" or "mode=memory" in path:
+def checkpoints_beside(db: Any = None) -> Iterator[Checkpointer | None]:
+    """On a SQLite database file, a `Checkpointer` for the run (else None: nothing to do).
+    `db` is a Django connection, the default one unless given."""
+    db = db or connection
+    if db.vendor != "sqlite" or db.is_in_memory_db():
         yield None
         return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA wal_autocheckpoint")
-        (previous,) = cursor.fetchone()
-        cursor.execute("PRAGMA wal_autocheckpoint = 0")
-    checkpointer = Checkpointer(path)
+    db.ensure_connection()
+    previous = _autocheckpoint(db.connection)
     try:
+        checkpointer = Checkpointer(str(db.settings_dict["NAME"]))
+    except sqlite3.Error:  # the writer goes on checkpointing in its commits, as without a run
+        yield None
+        return
+    try:
+        _autocheckpoint(db.connection, 0)
         yield checkpointer
     finally:
         checkpointer.close()
-        if connection.connection is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(f"PRAGMA wal_autocheckpoint = {int(previous)}")
+        if db.connection is not None:
+            _autocheckpoint(db.connection, previous)
