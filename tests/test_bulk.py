@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 
-from truepipe.core.bulk import Checkpointer, checkpoints_beside, no_cyclic_gc
+from truepipe.core.bulk import Checkpointer, big_cache, checkpoints_beside, no_cyclic_gc
 
 BATCH_BYTES = 200 * 3000
 
@@ -39,24 +39,21 @@ def write_batches(path: str, checkpointer: Checkpointer | None) -> tuple[list[in
     return counts, size
 
 
-def test_the_checkpointer_folds_the_log_back_so_it_stays_the_size_of_a_batch(tmp_path):
+def test_the_checkpointer_keeps_the_log_the_size_of_a_batch_where_it_would_grow_with_each(tmp_path):
+    """The same five batches by a writer that never checkpoints itself, with and without it."""
+    without_counts, without_log = write_batches(str(tmp_path / "alone.sqlite3"), None)
     path = str(tmp_path / "capture.sqlite3")
     checkpointer = Checkpointer(path)
     counts, log_size = write_batches(path, checkpointer)
     checkpointer.close()
-    assert counts == [200, 400, 600, 800, 1000]  # the writer reads its own writes throughout
+    assert counts == without_counts == [200, 400, 600, 800, 1000]  # it reads its own writes throughout
     assert checkpointer.checkpoints == 6  # after each of the five batches, and at the close
     # Each batch after a complete checkpoint starts the log over instead of appending to it.
+    assert without_log > 5 * BATCH_BYTES
     assert log_size < 2 * BATCH_BYTES
     reader = sqlite3.connect(path)
     assert reader.execute("SELECT COUNT(*) FROM mail").fetchone() == (1000,)
     reader.close()
-
-
-def test_without_it_the_log_of_a_writer_that_does_not_checkpoint_grows_with_every_batch(tmp_path):
-    counts, log_size = write_batches(str(tmp_path / "capture.sqlite3"), None)
-    assert counts == [200, 400, 600, 800, 1000]
-    assert log_size > 5 * BATCH_BYTES
 
 
 @pytest.fixture
@@ -117,6 +114,20 @@ def test_a_run_on_a_database_without_a_log_file_has_nothing_to_checkpoint():
     """The tests' database: SQLite in memory, or PostgreSQL."""
     with checkpoints_beside() as checkpointer:
         assert checkpointer is None
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="a SQLite page cache")
+def test_an_imports_large_cache_is_given_back_even_from_a_transaction_that_failed():
+    def cache_size() -> int:
+        return connection.connection.execute("PRAGMA cache_size").fetchone()[0]
+
+    before = cache_size()
+    with pytest.raises(RuntimeError), transaction.atomic(), big_cache():
+        assert cache_size() == -1048576
+        transaction.set_rollback(True)
+        raise RuntimeError("a row the import could not take")
+    assert cache_size() == before != -1048576
 
 
 def test_the_collector_is_paused_for_the_run_and_back_after_it():

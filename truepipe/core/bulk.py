@@ -43,16 +43,23 @@ def big_cache() -> Iterator[None]:
     if connection.vendor != "sqlite":
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        before = cursor.fetchone()[0]
-        cursor.execute("PRAGMA cache_size = -1048576")  # 1 GiB, allocated only as pages are used
+    connection.ensure_connection()
+    before = _pragma(connection.connection, "cache_size")
+    _pragma(connection.connection, "cache_size", -1048576)  # 1 GiB, allocated only as pages are used
     try:
         yield
     finally:
         if connection.connection is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(f"PRAGMA cache_size = {int(before)}")
+            _pragma(connection.connection, "cache_size", before)
+
+
+def _pragma(db: Any, name: str, value: int | None = None) -> int:
+    """A SQLite connection setting, set first if `value` is given. On the driver's connection:
+    a PRAGMA is no part of any transaction, and Django would refuse to run one inside an atomic
+    block that already failed (the setting must come back all the same)."""
+    if value is not None:
+        db.execute(f"PRAGMA {name} = {int(value)}")
+    return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 
 
 class Checkpointer:
@@ -94,15 +101,6 @@ class Checkpointer:
         self._thread.join()
 
 
-def _autocheckpoint(db: Any, pages: int | None = None) -> int:
-    """The connection's automatic checkpoint threshold, set first if `pages` is given. On the
-    driver's connection: a PRAGMA, not part of any transaction, which Django would refuse to run
-    inside an atomic block that already failed."""
-    if pages is not None:
-        db.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
-    return int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-
-
 @contextmanager
 def checkpoints_beside(db: Any = None) -> Iterator[Checkpointer | None]:
     """On a SQLite database file, a `Checkpointer` for the run (else None: nothing to do).
@@ -112,16 +110,16 @@ def checkpoints_beside(db: Any = None) -> Iterator[Checkpointer | None]:
         yield None
         return
     db.ensure_connection()
-    previous = _autocheckpoint(db.connection)
+    previous = _pragma(db.connection, "wal_autocheckpoint")
     try:
         checkpointer = Checkpointer(str(db.settings_dict["NAME"]))
     except sqlite3.Error:  # the writer goes on checkpointing in its commits, as without a run
         yield None
         return
     try:
-        _autocheckpoint(db.connection, 0)
+        _pragma(db.connection, "wal_autocheckpoint", 0)
         yield checkpointer
     finally:
         checkpointer.close()
         if db.connection is not None:
-            _autocheckpoint(db.connection, previous)
+            _pragma(db.connection, "wal_autocheckpoint", previous)
