@@ -674,13 +674,13 @@ def test_a_key_opened_meanwhile_is_skipped_not_an_error(org):
         facts = ctx.sql(rule.facts(ctx))
         cursor.execute(f"CREATE TEMPORARY TABLE hy_twice AS SELECT * FROM ({facts}) a UNION ALL {facts}")
         try:
-            opened, exact = _insert_new(ctx, rule, "hy_twice")
+            inserted = _insert_new(ctx, rule, "hy_twice")
         finally:
             cursor.execute("DROP TABLE hy_twice")
     keys = {f.key for f in find_all(ctx.as_of)["past_due_close"]}
-    assert opened == len(keys) >= 1
+    assert inserted.opened == len(keys) >= 1
     # What was not inserted is not known to be live already: the night must look for what to close.
-    assert not exact
+    assert not inserted.exact and not inserted.nothing_to_close
     assert set(Violation.objects.filter(live=True).values_list("key", flat=True)) == keys
 
 
@@ -930,3 +930,68 @@ def test_a_call_moved_to_another_deal_leaves_the_first_deal_stale_again_at_once(
 
     assert not Violation.objects.filter(rule="stale_touch", opportunity=pilot, live=True).exists()
     assert _violation("stale_touch", org.ravi_open).status == ViolationStatus.OPEN
+
+
+@pytest.mark.django_db
+def test_a_night_that_finds_every_live_violation_again_closes_nothing_and_one_that_misses_one_closes_it(
+    org, settings
+):
+    """The night counts a rule's live violations and the keys it found: when every live one was
+    found again it skips looking for what to close, and when one was not found, it looks, and
+    closes that one alone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    evaluate()
+    missing = set(Violation.objects.filter(live=True, rule="no_next_step").values_list("key", flat=True))
+    assert len(missing) >= 2
+
+    def closings(minutes: int) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            evaluate(timezone.now() + dt.timedelta(minutes=minutes))
+        statements = [query["sql"] for query in captured.captured_queries]
+        return [sql for sql in statements if sql.startswith("UPDATE hygiene_violation")]
+
+    def live() -> set[str]:
+        return set(Violation.objects.filter(live=True, rule="no_next_step").values_list("key", flat=True))
+
+    # SQLite counts what its insert saw, and skips the look-up; PostgreSQL looks, and closes nothing.
+    first_night = closings(1)
+    if connection.vendor == "sqlite":
+        assert first_night == []
+    else:
+        assert first_night
+    assert live() == missing
+
+    # Ravi sets his next step with the write's own evaluation off, so the fix is the next night's
+    # to find: it resolves that violation alone.
+    settings.TRUEPIPE_INCREMENTAL_EVALUATION = False
+    update_opportunity(org.ravi, org.ravi_open, _next_step(), via=Via.FORM)
+    fixed = _violation("no_next_step", org.ravi_open)
+    assert fixed.live
+
+    assert [sql for sql in closings(2) if "no_next_step" in sql]
+    fixed.refresh_from_db()
+    assert (fixed.live, fixed.status, fixed.resolved_via) == (False, ViolationStatus.RESOLVED, "evaluation")
+    assert live() == missing - {fixed.key}
+
+
+@pytest.mark.django_db
+def test_the_night_says_when_each_rules_transaction_has_committed(org):
+    """The night's checkpointer (SQLite) folds the log back after each rule's transaction: the
+    rules' loop says when each has committed, after it, and the rule's violations are written by then."""
+    from truepipe.hygiene.engine import run_rules
+
+    Violation.objects.all().delete()  # what the writes' own evaluations opened: the night opens it
+    ctx = EvalContext(as_of=timezone.now(), policy=current_policy())
+    seen: list[tuple[str, int]] = []
+    started: list[str] = []
+
+    def committed() -> None:
+        rule = started[-1]
+        seen.append((rule, Violation.objects.filter(rule=rule, live=True).count()))
+
+    with materialised_state(ctx):
+        outcome = run_rules(ctx, progress=started.append, committed=committed)
+    assert [rule for rule, _ in seen] == started == list(outcome.by_rule)
+    assert dict(seen)["no_next_step"] == outcome.by_rule["no_next_step"][0] >= 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, F, Q
 from django.utils import timezone
 
 from truepipe.accountability.ladder import Accountability, Step
@@ -63,18 +63,22 @@ def _counted_per_rep(rules: Accountability, as_of: dt.datetime) -> dict[int, int
     the open ones (from their partial index, which holds rep, severity and opening) and those
     closed after the moment (a back-fill's; from the closing index): one grouped count over every
     violation ever recorded took most of a second at 2.5 M. An open violation has no closing
-    time and a closed one has one, so the two parts are `_counting` split in two."""
+    time and a closed one has one, so the two parts are `_counting` split in two.
+
+    The closed ones are grouped on an expression of the rep, not the column: grouped on the column,
+    SQLite walked the (rep, opening) index over every violation to save a sort (0.2 s a night),
+    instead of reading the few closed after the moment."""
     cutoff = as_of - dt.timedelta(days=rules.grace_days)
     counted: dict[int, int] = defaultdict(int)
-    for part in (
-        Q(status=ViolationStatus.OPEN),
-        Q(closed_at__gt=as_of) & ~Q(status=ViolationStatus.OPEN),
+    for part, rep in (
+        (Q(status=ViolationStatus.OPEN), F("rep_id")),
+        (Q(closed_at__gt=as_of) & ~Q(status=ViolationStatus.OPEN), F("rep_id") + 0),
     ):
         for rep_id, n in (
             Violation.objects.filter(part, severity__gte=rules.offense_severity, opened_at__lte=cutoff)
-            .values("rep_id")
+            .values(who=rep)
             .annotate(n=Count("*"))
-            .values_list("rep_id", "n")
+            .values_list("who", "n")
         ):
             counted[rep_id] += n
     return dict(counted)

@@ -1,4 +1,5 @@
-"""Long runs of writes (an import, the capture of a large mailbox): settings for their duration.
+"""Long runs of writes (an import, the capture of a large mailbox, the night's evaluation):
+settings for their duration.
 
 - `no_cyclic_gc()`: the cyclic garbage collector paused. Such a run allocates millions of small
   objects that hold no cycles, and every full collection walks all of them (a third of an
@@ -9,10 +10,11 @@
   thread beside the run instead of inside its commits. A connection checkpoints (copies the
   log's pages into the database, then syncs the file) at the commit that takes the log past a
   thousand pages: for a run committing a batch every few hundred milliseconds, a sixth of the
-  writer's time spent waiting on the disk. For the run, the writer's own checkpoints are off and
-  a thread with its own connection checkpoints after each batch and once more at the end
-  (`PASSIVE`: it never blocks the writer, which goes on appending to the log); then the
-  writer's setting is restored, also after an error.
+  writer's time spent waiting on the disk (for the night, 2 s of 15). For the run, the writer's
+  own checkpoints are off and a thread with its own connection checkpoints after each batch
+  (each rule, for the night) and once more at the end (`PASSIVE`: it never blocks the writer,
+  which goes on appending to the log); then the writer's setting is restored, also after an
+  error.
 """
 
 from __future__ import annotations

@@ -163,8 +163,9 @@ class AmountChanged(Rule):
         at = ctx.ts(ctx.as_of)
         old, new = ctx.cast("c.old_value", "num"), ctx.cast("c.new_value", "num")
         # The close date as of the change: the latest close-date change up to it, else the old value
-        # of the first one after it, else the current close date. (Computed once per change: the
-        # fence keeps the planner from copying the expression into every use of close_then.)
+        # of the first one after it, else the current close date. (Computed once per change, and only
+        # for the swings large enough to count: the fence keeps the planner from copying the
+        # expression into every use of close_then.)
         close_then = f"""COALESCE(
             (SELECT d.new_value FROM {CHANGES} d WHERE d.opportunity_id = c.opportunity_id
                AND d.field = 'close_date' AND d.changed_at <= c.changed_at
@@ -192,12 +193,12 @@ class AmountChanged(Rule):
                         WHERE c.field = 'amount' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
                           AND c.old_value <> '' AND c.new_value <> ''
                           AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
+                          AND {old} > 0 AND ABS({new} - {old}) * 100 > {float(self.params["percent"])} * {old}
                         {ctx.fence}
                     ) y
-                    WHERE y.old_amount > 0 AND y.close_then IS NOT NULL AND y.close_then <> ''
+                    WHERE y.close_then IS NOT NULL AND y.close_then <> ''
                 ) x
                 WHERE x.days_to_close <= {int(self.params["days"])}
-                  AND ABS(x.new_amount - x.old_amount) * 100 > {float(self.params["percent"])} * x.old_amount
             ) w ON w.opportunity_id = s.id AND w.rn = 1
             WHERE {OPEN}"""
 
