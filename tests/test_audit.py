@@ -189,7 +189,13 @@ def test_policy_changes_waivers_and_snoozes_leave_a_trail(org):
         org.ravi, org.ravi_open, until=timezone.localdate() + dt.timedelta(days=7), reason="Budget freeze"
     )
 
-    entries = list(AuditEntry.objects.order_by("seq"))
+    # On a working day the night also scores Ravi, low enough for an offense and its consequence:
+    # their own trail is the accountability tests' subject, not this one's.
+    entries = [
+        entry
+        for entry in AuditEntry.objects.order_by("seq")
+        if not entry.action.startswith(("offense.", "consequence."))
+    ]
     assert [(e.action, e.actor_id, e.subject) for e in entries] == [
         ("policy.published", org.ada.pk, f"policyversion:{version.pk}"),
         ("violation.waived", org.maya.pk, f"violation:{violation.pk}"),
