@@ -942,13 +942,16 @@ def test_a_night_that_finds_every_live_violation_again_closes_nothing_and_one_th
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    evaluate()
+    # Three nights a minute apart, all at noon tomorrow: none of them crosses a day (past-due
+    # dates, rep-days), so only Ravi's fix can close anything.
+    noon = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    evaluate(noon)
     missing = set(Violation.objects.filter(live=True, rule="no_next_step").values_list("key", flat=True))
     assert len(missing) >= 2
 
     def closings(minutes: int) -> list[str]:
         with CaptureQueriesContext(connection) as captured:
-            evaluate(timezone.now() + dt.timedelta(minutes=minutes))
+            evaluate(noon + dt.timedelta(minutes=minutes))
         statements = [query["sql"] for query in captured.captured_queries]
         return [sql for sql in statements if sql.startswith("UPDATE hygiene_violation")]
 

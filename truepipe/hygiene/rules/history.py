@@ -162,10 +162,12 @@ class AmountChanged(Rule):
         start = ctx.ts(window_start(ctx, self.params["period_days"]))
         at = ctx.ts(ctx.as_of)
         old, new = ctx.cast("c.old_value", "num"), ctx.cast("c.new_value", "num")
+        percent = float(self.params["percent"])
         # The close date as of the change: the latest close-date change up to it, else the old value
         # of the first one after it, else the current close date. (Computed once per change, and only
-        # for the swings large enough to count: the fence keeps the planner from copying the
-        # expression into every use of close_then.)
+        # for the swings large enough to count: the fences keep the planner from copying the
+        # expression into every use of close_then, and the amounts' casts to the amount changes,
+        # in whatever order PostgreSQL checks the conditions.)
         close_then = f"""COALESCE(
             (SELECT d.new_value FROM {CHANGES} d WHERE d.opportunity_id = c.opportunity_id
                AND d.field = 'close_date' AND d.changed_at <= c.changed_at
@@ -187,13 +189,17 @@ class AmountChanged(Rule):
                 FROM (
                     SELECT y.*, {day_diff(ctx, "y.close_then", date_of(ctx, "y.changed_at"))} AS days_to_close
                     FROM (
-                        SELECT c.opportunity_id, {old} AS old_amount, {new} AS new_amount, c.changed_at,
-                               {close_then} AS close_then
-                        FROM {CHANGES} c
-                        WHERE c.field = 'amount' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
-                          AND c.old_value <> '' AND c.new_value <> ''
-                          AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
-                          AND {old} > 0 AND ABS({new} - {old}) * 100 > {float(self.params["percent"])} * {old}
+                        SELECT c.*, {close_then} AS close_then
+                        FROM (
+                            SELECT c.opportunity_id, {old} AS old_amount, {new} AS new_amount, c.changed_at
+                            FROM {CHANGES} c
+                            WHERE c.field = 'amount' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
+                              AND c.old_value <> '' AND c.new_value <> ''
+                              AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
+                            {ctx.fence}
+                        ) c
+                        WHERE c.old_amount > 0
+                          AND ABS(c.new_amount - c.old_amount) * 100 > {percent} * c.old_amount
                         {ctx.fence}
                     ) y
                     WHERE y.close_then IS NOT NULL AND y.close_then <> ''
