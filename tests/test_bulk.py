@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 
-from truepipe.core.bulk import Checkpointer, big_cache, checkpoints_beside, no_cyclic_gc
+from truepipe.core.bulk import Checkpointer, big_cache, checkpoints_beside, copy_rows, no_cyclic_gc
 
 BATCH_BYTES = 200 * 3000
 
@@ -138,3 +138,20 @@ def test_the_collector_is_paused_for_the_run_and_back_after_it():
     with pytest.raises(RuntimeError), no_cyclic_gc():
         raise RuntimeError("a run that fails half-way")
     assert gc.isenabled()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+def test_rows_copied_in_arrive_whole_and_a_bad_one_is_djangos_integrity_error_leaving_nothing():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE copied (id INTEGER PRIMARY KEY, name TEXT)")
+    copy_rows("copied (id, name)", [(1, "Ada"), (2, 'O\'Brien, "Ravi"\t\\n')])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, name FROM copied ORDER BY id")
+        assert cursor.fetchall() == [(1, "Ada"), (2, 'O\'Brien, "Ravi"\t\\n')]
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        copy_rows("copied", [(3, "Maya"), (1, "Ada again")])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM copied")
+        assert cursor.fetchone()[0] == 2

@@ -22,6 +22,19 @@ class Via(models.TextChoices):
     DEMO = "demo", "Demo generator"
 
 
+def changed_by_field(*, db_index: bool = True) -> models.ForeignKey:
+    """Who made a change (empty for the system, or once the person is deleted). A history that
+    indexes its author together with the time passes `db_index=False`."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=db_index,
+    )
+
+
 class FieldChange(models.Model):
     """One field of one record changing value: who, when, through which path.
 
@@ -35,9 +48,7 @@ class FieldChange(models.Model):
     old_value = models.TextField(null=True, blank=True)
     new_value = models.TextField(null=True, blank=True)
     changed_at = models.DateTimeField(default=timezone.now)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    changed_by = changed_by_field()
     via = models.CharField(max_length=16, choices=Via.choices)
 
     class Meta:

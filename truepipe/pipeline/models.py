@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from truepipe.accounts.models import Account
-from truepipe.core.models import FieldChange
+from truepipe.core.models import FieldChange, changed_by_field
 
 
 class StageKind(models.TextChoices):
@@ -204,15 +204,7 @@ class OpportunityProduct(models.Model):
 
 class OpportunityChange(FieldChange):
     opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="changes")
-    # Indexed with the time below, not alone.
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
+    changed_by = changed_by_field(db_index=False)  # indexed with the time below, not alone
 
     class Meta(FieldChange.Meta):
         indexes = [

@@ -20,6 +20,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from truepipe.core import hooks
+from truepipe.core.bulk import copy_rows
 from truepipe.core.errors import InvalidInput, NotFound, ServiceError, StageRequirementsMissing
 from truepipe.core.history import check_version, current_value, diff, history_rows, serialise
 from truepipe.core.models import Via
@@ -697,21 +698,20 @@ def _copy_rows(
     meta = model._meta
     columns = [str(f.column) for f in fields]
     ids: list[int] = []
-    # The driver's errors become Django's (IntegrityError and the like), as through its cursor.
-    with connection.wrap_database_errors, connection.cursor() as django_cursor:
-        cursor = django_cursor.cursor  # the driver's own cursor: COPY is not part of the DB-API
-        if returning:
+    if returning:
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                 [meta.db_table, str(meta.pk.column), len(rows)],
             )
             ids = sorted(row[0] for row in cursor.fetchall())
-            columns.insert(0, str(meta.pk.column))
-        quoted = ", ".join(ops.quote_name(column) for column in columns)
-        with cursor.copy(f"COPY {ops.quote_name(meta.db_table)} ({quoted}) FROM STDIN") as copy:
-            for position, row in enumerate(rows):
-                values = _row_values(row, names, adapted)
-                copy.write_row([ids[position], *values] if returning else values)
+        columns.insert(0, str(meta.pk.column))
+    quoted = ", ".join(ops.quote_name(column) for column in columns)
+    values = (_row_values(row, names, adapted) for row in rows)
+    copy_rows(
+        f"{ops.quote_name(meta.db_table)} ({quoted})",
+        ([pk, *row] for pk, row in zip(ids, values, strict=True)) if returning else values,
+    )
     return ids
 
 
