@@ -15,11 +15,17 @@ from truepipe.activities.models import Activity, ActivityKind, ActivitySource
 from truepipe.activities.services import delete_activity, log_activity, log_captured, update_activity
 from truepipe.core.models import Via
 from truepipe.hygiene import clocks
-from truepipe.hygiene.engine import EvalContext, evaluate, state_sql
+from truepipe.hygiene.engine import KEPT_STATE, EvalContext, evaluate, find_all, state_sql
 from truepipe.hygiene.models import DealClockMark, DirtyDeal, NewActivity, Violation, ViolationStatus
 from truepipe.hygiene.policy import current_policy
+from truepipe.hygiene.services import snooze_opportunity
 from truepipe.pipeline.models import Opportunity, OpportunityChange
-from truepipe.pipeline.services import create_opportunity, update_opportunity
+from truepipe.pipeline.services import (
+    create_opportunity,
+    delete_opportunity,
+    update_opportunity,
+    update_stage,
+)
 
 
 def _state(moment: dt.datetime, *, cached: bool) -> list[tuple]:
@@ -346,3 +352,102 @@ def test_a_few_deals_clocks_are_read_from_the_activities_index_alone(org):
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
             assert "COVERING INDEX activity_deal_clock_idx" in plan, plan
+
+
+def _kept_state_agrees(moment: dt.datetime) -> None:
+    """The kept state's deals alive at the moment are the state read afresh, row for row."""
+    ctx = EvalContext(as_of=moment, policy=current_policy())
+    at = ctx.ts(moment)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT * FROM {KEPT_STATE} WHERE created_at <= {at}"
+            f" AND (deleted_at IS NULL OR deleted_at > {at}) ORDER BY id"
+        )
+        kept = [tuple(str(v) if isinstance(v, dt.datetime) else v for v in row) for row in cursor.fetchall()]
+    afresh = _state(moment, cached=False)
+    assert len(kept) == len(afresh)
+    for kept_row, afresh_row in zip(kept, afresh, strict=True):
+        assert [_plain(v) for v in kept_row] == [_plain(v) for v in afresh_row]
+
+
+def _plain(value):
+    """A value as text, numbers by their value: SQLite hands a declared column's value back typed
+    (a date, a decimal), an expression's as the text or float it stores."""
+    if isinstance(value, Decimal | float):
+        return str(Decimal(str(value)).normalize())
+    return value if value is None else str(value)
+
+
+def _night_agrees_with_a_dry_run(moment: dt.datetime) -> None:
+    """What the night left live is what a dry run finds from scratch, rule by rule."""
+    found = {f.key for findings in find_all(moment).values() for f in findings}
+    live = set(Violation.objects.filter(live=True).values_list("key", flat=True))
+    assert live == found
+
+
+@pytest.mark.django_db
+def test_night_after_night_the_kept_state_agrees_with_the_state_read_afresh(org):
+    """Between nights Ravi, Rita and Owen move close dates, set next steps behind the services,
+    open and delete deals and snooze one; Ada renames a stage. Each night rewrites only the
+    written deals' kept rows (a probability change is not one of them), a snooze that ended
+    counts again with no write at all, a renamed stage rebuilds the kept state, and every night
+    finds what a dry run from scratch finds."""
+    _generated_org(org)
+    first = timezone.now() + dt.timedelta(hours=1)
+    evaluate(first)
+    assert _mark().state_stages
+    _kept_state_agrees(first)
+    _night_agrees_with_a_dry_run(first)
+
+    deals = list(Opportunity.objects.filter(stage__kind="open").order_by("id"))
+    moved, stepped, reweighed, deleted, snoozed = deals[:5]
+    update_opportunity(
+        moved.owner, moved, {"close_date": timezone.localdate() + dt.timedelta(days=40)}, via=Via.FORM
+    )
+    Opportunity.objects.filter(pk=stepped.pk).update(next_step="Send the SOW")  # behind the services
+    Opportunity.objects.filter(pk=reweighed.pk).update(probability=55)  # not a field the rules read
+    delete_opportunity(deleted.owner, deleted, via=Via.FORM)
+    created = create_opportunity(
+        org.owen, name="Globex expansion", account=org.globex, stage=stage("Qualification"), via=Via.FORM
+    )
+    snooze_opportunity(snoozed.owner, snoozed, timezone.localdate() + dt.timedelta(days=1), "On leave")
+    dirty = set(DirtyDeal.objects.values_list("opportunity_id", flat=True))
+    assert {moved.pk, stepped.pk, deleted.pk, created.pk, snoozed.pk} <= dirty
+    assert reweighed.pk not in dirty
+
+    second = first + dt.timedelta(days=1)
+    evaluate(second)
+    _kept_state_agrees(second)
+    _night_agrees_with_a_dry_run(second)
+    assert not Violation.objects.filter(opportunity=snoozed, rule__startswith="stale_", live=True).exists()
+    assert not Violation.objects.filter(opportunity=deleted, live=True).exists()
+
+    # Three days on, the snooze has ended: the deal is stale again, though nobody wrote anything.
+    third = second + dt.timedelta(days=3)
+    evaluate(third)
+    _kept_state_agrees(third)
+    _night_agrees_with_a_dry_run(third)
+    assert Violation.objects.filter(opportunity=snoozed, rule__startswith="stale_", live=True).exists()
+
+    before = _mark().state_stages
+    update_stage(org.ada, stage("Qualification"), {"name": "Qualifying"})
+    fourth = third + dt.timedelta(days=1)
+    evaluate(fourth)
+    assert _mark().state_stages != before
+    _kept_state_agrees(fourth)
+    _night_agrees_with_a_dry_run(fourth)
+
+
+@pytest.mark.django_db
+def test_a_night_as_of_a_moment_before_a_snooze_reads_the_state_afresh(org):
+    """Ravi snoozed his renewal after the moment a late night is run for: that night cannot take
+    the snooze from the kept state (it holds today's snoozes); it reads the deals afresh and
+    counts the renewal stale, as it was at the moment."""
+    deal = org.ravi_open
+    Opportunity.objects.filter(pk=deal.pk).update(created_at=timezone.now() - dt.timedelta(days=90))
+    evaluate(timezone.now() - dt.timedelta(hours=2))
+    snooze_opportunity(org.ravi, deal, timezone.localdate() + dt.timedelta(days=5), "Waiting on legal")
+
+    evaluate(timezone.now() - dt.timedelta(hours=1))
+
+    assert Violation.objects.filter(opportunity=deal, rule="stale_touch", live=True).exists()

@@ -45,7 +45,11 @@ from truepipe.activities.models import CUSTOMER_TOUCH_KINDS
 from truepipe.hygiene.rules.base import as_datetime, not_captured
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from truepipe.hygiene.engine import EvalContext
+
+    KeepState = Callable[[Any, str], str]
 
 CLOCK_TABLE = "hygiene_dealclock"
 MARK_TABLE = "hygiene_dealclockmark"
@@ -61,8 +65,59 @@ CHANGE_TRIGGERS = (
     "hygiene_change_dirty_on_update",
     "hygiene_change_dirty_on_delete",
 )
-TRIGGERS = ACTIVITY_TRIGGERS + CHANGE_TRIGGERS
+# The kept state (`engine.keep_state`) holds each deal's own fields as well as its clocks: a write
+# of those fields, or of a snooze, marks the deal dirty too.
+DEAL_TABLE = "pipeline_opportunity"
+SNOOZE_TABLE = "hygiene_snooze"
+DEAL_TRIGGERS = (
+    "hygiene_deal_dirty_on_insert",
+    "hygiene_deal_dirty_on_update",
+    "hygiene_deal_dirty_on_delete",
+)
+SNOOZE_TRIGGERS = (
+    "hygiene_snooze_dirty_on_insert",
+    "hygiene_snooze_dirty_on_update",
+    "hygiene_snooze_dirty_on_delete",
+)
+# The deal's columns the state reads (an update of any other, its probability say, leaves it be).
+DEAL_COLUMNS = (
+    "owner_id",
+    "stage_id",
+    "amount",
+    "currency",
+    "close_date",
+    "next_step",
+    "next_step_date",
+    "created_at",
+    "closed_at",
+    "name",
+    "deleted_at",
+)
+TRIGGERS_BY_TABLE = {
+    ACTIVITY_TABLE: ACTIVITY_TRIGGERS,
+    CHANGE_TABLE: CHANGE_TRIGGERS,
+    DEAL_TABLE: DEAL_TRIGGERS,
+    SNOOZE_TABLE: SNOOZE_TRIGGERS,
+}
+TRIGGERS = ACTIVITY_TRIGGERS + CHANGE_TRIGGERS + DEAL_TRIGGERS + SNOOZE_TRIGGERS
 SCRATCH = "hy_dirty"
+# The deals whose kept clocks a refresh rewrote (read afresh or folded): their kept state follows.
+CHANGED = "hy_changed"
+
+
+def _sqlite_deal_marks(names: tuple[str, ...], table: str, update_of: str) -> list[str]:
+    """SQLite triggers marking a row's deal (its `opportunity_id`) dirty on insert, update and delete."""
+    mark = f"INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES"
+    on_insert, on_update, on_delete = names
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {on_insert} AFTER INSERT ON {table}"
+        f" BEGIN {mark} (NEW.opportunity_id); END",
+        f"CREATE TRIGGER IF NOT EXISTS {on_update} AFTER UPDATE {update_of}ON {table}"
+        f" BEGIN {mark} (NEW.opportunity_id); {mark} (OLD.opportunity_id); END",
+        f"CREATE TRIGGER IF NOT EXISTS {on_delete} AFTER DELETE ON {table}"
+        f" BEGIN {mark} (OLD.opportunity_id); END",
+    ]
+
 
 # SQLite: row triggers (INSERT OR IGNORE into a small keyed table).
 _SQLITE_TRIGGERS = [
@@ -80,16 +135,15 @@ _SQLITE_TRIGGERS = [
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_dirty_on_delete AFTER DELETE ON {ACTIVITY_TABLE}
         WHEN OLD.opportunity_id IS NOT NULL
         BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS hygiene_change_dirty_on_insert AFTER INSERT ON {CHANGE_TABLE}
-        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.opportunity_id); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS hygiene_change_dirty_on_update
-        AFTER UPDATE OF opportunity_id, field, changed_at ON {CHANGE_TABLE}
-        BEGIN
-            INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.opportunity_id);
-            INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id);
-        END""",
-    f"""CREATE TRIGGER IF NOT EXISTS hygiene_change_dirty_on_delete AFTER DELETE ON {CHANGE_TABLE}
-        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id); END""",
+    *_sqlite_deal_marks(CHANGE_TRIGGERS, CHANGE_TABLE, "OF opportunity_id, field, changed_at "),
+    f"""CREATE TRIGGER IF NOT EXISTS hygiene_deal_dirty_on_insert AFTER INSERT ON {DEAL_TABLE}
+        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS hygiene_deal_dirty_on_update
+        AFTER UPDATE OF {", ".join(DEAL_COLUMNS)} ON {DEAL_TABLE}
+        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS hygiene_deal_dirty_on_delete AFTER DELETE ON {DEAL_TABLE}
+        BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.id); END""",
+    *_sqlite_deal_marks(SNOOZE_TRIGGERS, SNOOZE_TABLE, ""),
 ]
 
 # PostgreSQL: statement triggers over the transition tables (one INSERT per statement, a COPY
@@ -118,10 +172,33 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$"""
+# The deals' own rows: keyed by `id`; an update marks only the deals whose state columns changed.
+_PG_DEAL_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION hygiene_mark_deal_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO {DIRTY_TABLE} (opportunity_id) SELECT id FROM new_rows ON CONFLICT DO NOTHING;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO {DIRTY_TABLE} (opportunity_id)
+            SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE ({", ".join(f"n.{c}" for c in DEAL_COLUMNS)})
+                  IS DISTINCT FROM ({", ".join(f"o.{c}" for c in DEAL_COLUMNS)})
+            ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO {DIRTY_TABLE} (opportunity_id) SELECT id FROM old_rows ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$"""
+_PG_FUNCTIONS = {
+    ACTIVITY_TABLE: "hygiene_mark_dirty",
+    CHANGE_TABLE: "hygiene_mark_dirty",
+    SNOOZE_TABLE: "hygiene_mark_dirty",
+    DEAL_TABLE: "hygiene_mark_deal_dirty",
+}
 _PG_TRIGGERS = [
     f"""CREATE TRIGGER {name} AFTER {event} ON {table} {referencing}
-        FOR EACH STATEMENT EXECUTE FUNCTION hygiene_mark_dirty()"""
-    for table, names in ((ACTIVITY_TABLE, ACTIVITY_TRIGGERS), (CHANGE_TABLE, CHANGE_TRIGGERS))
+        FOR EACH STATEMENT EXECUTE FUNCTION {_PG_FUNCTIONS[table]}()"""
+    for table, names in TRIGGERS_BY_TABLE.items()
     for name, (event, referencing) in zip(
         names,
         (
@@ -136,7 +213,7 @@ _PG_TRIGGERS = [
 
 def installed_triggers(cursor: Any, vendor: str) -> set[str]:
     found: set[str] = set()
-    for table, triggers in ((ACTIVITY_TABLE, ACTIVITY_TRIGGERS), (CHANGE_TABLE, CHANGE_TRIGGERS)):
+    for table, triggers in TRIGGERS_BY_TABLE.items():
         names = ", ".join(f"'{name}'" for name in triggers)
         if vendor == "sqlite":
             cursor.execute(
@@ -159,18 +236,20 @@ def install_triggers(cursor: Any, vendor: str) -> None:
         return
     present = installed_triggers(cursor, vendor)
     cursor.execute(_PG_FUNCTION)
+    cursor.execute(_PG_DEAL_FUNCTION)
     for name, statement in zip(TRIGGERS, _PG_TRIGGERS, strict=True):
         if name not in present:
             cursor.execute(statement)
 
 
 def remove_triggers(cursor: Any, vendor: str) -> None:
-    for table, triggers in ((ACTIVITY_TABLE, ACTIVITY_TRIGGERS), (CHANGE_TABLE, CHANGE_TRIGGERS)):
+    for table, triggers in TRIGGERS_BY_TABLE.items():
         on = "" if vendor == "sqlite" else f" ON {table}"
         for name in triggers:
             cursor.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
     if vendor != "sqlite":
         cursor.execute("DROP FUNCTION IF EXISTS hygiene_mark_dirty()")
+        cursor.execute("DROP FUNCTION IF EXISTS hygiene_mark_deal_dirty()")
 
 
 def clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = True) -> str:
@@ -261,9 +340,13 @@ def change_clocks_sql(ctx: EvalContext, where: str = "", *, pending: bool = Fals
         GROUP BY opportunity_id"""
 
 
-def refresh(ctx: EvalContext) -> bool:
+def refresh(ctx: EvalContext, keep: KeepState | None = None) -> bool:
     """Bring the cache to the context's moment; False if it cannot serve that moment (earlier
-    than the cache's), in which case the caller reads the activities and history themselves."""
+    than the cache's), in which case the caller reads the activities and history themselves.
+
+    `keep` brings the kept state (`engine.keep_state`) along in the same transaction: it is told
+    the stages' fingerprint its rows were built with ('' for none, or a rebuild of the clocks) and
+    finds the deals whose clocks were rewritten in `CHANGED`; it returns the fingerprint to keep."""
     vendor = ctx.vendor
     at = ctx.ts(ctx.as_of)
     columns = (
@@ -276,27 +359,36 @@ def refresh(ctx: EvalContext) -> bool:
             cursor.execute(f"UPDATE {MARK_TABLE} SET refreshed_at = refreshed_at")
         else:
             cursor.execute(f"LOCK TABLE {DIRTY_TABLE}, {NEW_TABLE} IN EXCLUSIVE MODE")
-        cursor.execute(f"SELECT as_of FROM {MARK_TABLE}")
-        marks = [row[0] for row in cursor.fetchall()]
-        mark = as_datetime(marks[0]) if len(marks) == 1 else None
+        cursor.execute(f"SELECT as_of, state_stages FROM {MARK_TABLE}")
+        marks = cursor.fetchall()
+        mark = as_datetime(marks[0][0]) if len(marks) == 1 else None
+        kept_stages = marks[0][1] if mark is not None else ""
         if mark is not None and mark > ctx.as_of:
             return False
-        rebuild = mark is None or installed_triggers(cursor, vendor) != set(TRIGGERS)
+        present = installed_triggers(cursor, vendor)
+        # Without the triggers on the activities and the history, the clocks may have missed
+        # writes: rebuilt. Without those on the deals and snoozes, only the kept state may have.
+        rebuild = mark is None or not set(ACTIVITY_TRIGGERS + CHANGE_TRIGGERS) <= present
+        if present != set(TRIGGERS):
+            kept_stages = ""
+            install_triggers(cursor, vendor)
         folded = 0
         if rebuild:
-            install_triggers(cursor, vendor)
             cursor.execute(f"DELETE FROM {DIRTY_TABLE}")
             cursor.execute(f"DELETE FROM {NEW_TABLE}")
             cursor.execute(f"DELETE FROM {CLOCK_TABLE}")
             cursor.execute(f"INSERT INTO {CLOCK_TABLE} ({columns}) {clocks_sql(ctx)}")
             recomputed = cursor.rowcount
+            kept_stages = ""
         else:
             recomputed, folded = _refresh_written(ctx, cursor, columns)
+        stages = keep(cursor, kept_stages) if keep else ""
+        cursor.execute(f"DROP TABLE IF EXISTS {CHANGED}")
         cursor.execute(f"DELETE FROM {MARK_TABLE}")
         cursor.execute(
-            f"INSERT INTO {MARK_TABLE} (as_of, refreshed_at, rebuilt, recomputed, folded)"
-            f" VALUES ({at}, %s, %s, %s, %s)",
-            [timezone.now(), rebuild, max(recomputed, 0), folded],
+            f"INSERT INTO {MARK_TABLE} (as_of, refreshed_at, rebuilt, recomputed, folded, state_stages)"
+            f" VALUES ({at}, %s, %s, %s, %s, %s)",
+            [timezone.now(), rebuild, max(recomputed, 0), folded, stages],
         )
     return True
 
@@ -357,6 +449,13 @@ def _refresh_written(ctx: EvalContext, cursor: Any, columns: str) -> tuple[int, 
     )
     cursor.execute(f"DELETE FROM {DIRTY_TABLE}")
     cursor.execute(f"DELETE FROM {NEW_TABLE}")
+    cursor.execute(f"DROP TABLE IF EXISTS {CHANGED}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {CHANGED} (id BIGINT PRIMARY KEY)")
+    cursor.execute(
+        f"INSERT INTO {CHANGED} (id) SELECT id FROM {SCRATCH} UNION SELECT opportunity_id FROM {FOLD}"
+    )
+    if analyse:
+        cursor.execute(f"ANALYZE {CHANGED}")
     for table in (SCRATCH, NEW_DEALS, FOLD):
         cursor.execute(f"DROP TABLE {table}")
     return recomputed, folded

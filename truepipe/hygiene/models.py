@@ -360,6 +360,9 @@ class DealClockMark(models.Model):
     rebuilt = models.BooleanField(default=False)
     recomputed = models.PositiveIntegerField(default=0)  # deals whose clocks were read afresh
     folded = models.PositiveIntegerField(default=0)  # deals whose new activities were added in
+    # The kept state (`engine.keep_state`): the fingerprint of the stages its rows were built with;
+    # empty when there is none to trust (the next full evaluation builds it whole).
+    state_stages = models.CharField(max_length=64, blank=True, default="")
 
 
 class DirtyDeal(models.Model):

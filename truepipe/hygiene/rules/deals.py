@@ -91,7 +91,7 @@ class StaleRule(Rule):
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.{self.clock} AS clock,
                    s.stage_name, s.name, s.created_at, {cycle_column}
             FROM {{state}} s{cycle_join}
-            WHERE {OPEN} AND s.snoozed_until IS NULL
+            WHERE {OPEN} AND (s.snoozed_until IS NULL OR s.snoozed_until < {ctx.date(ctx.day)})
               AND {stage_days(ctx, self.params["days"], "s." + self.clock)}{cycle_condition}"""
 
     def _limits(self) -> tuple[dict[str, float], float]:
