@@ -451,3 +451,17 @@ def test_a_night_as_of_a_moment_before_a_snooze_reads_the_state_afresh(org):
     evaluate(timezone.now() - dt.timedelta(hours=1))
 
     assert Violation.objects.filter(opportunity=deal, rule="stale_touch", live=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_kept_state_dropped_by_hand_is_built_again_the_next_night(org):
+    """An operator dropped the kept state (it is derived, so a backup may leave it out): the next
+    night builds it whole instead of failing, and agrees with the state read afresh."""
+    evaluate()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {KEPT_STATE}")
+    later = timezone.now() + dt.timedelta(minutes=5)
+
+    evaluate(later)
+
+    _kept_state_agrees(later)

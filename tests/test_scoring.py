@@ -130,3 +130,27 @@ def test_the_team_score_is_the_mean_of_its_reps(clean):
     assert rows[("rita", False)].score == 100.0
     assert rows[("maya", True)].score == 75.0
     assert rows[("ravi", False)].high == 1
+
+
+@pytest.mark.django_db
+def test_a_deal_level_violation_weighs_its_deals_amount_against_the_median_open_amount(clean):
+    """Four deals are open: 10k, 20k, 30k and 50k, a median of 25k (the mean of the middle two,
+    on either database). A low-severity violation on the 30k deal costs 30/25 = 1.2 points."""
+    from tests.conftest import stage
+    from truepipe.pipeline.models import Opportunity
+    from truepipe.pipeline.services import create_opportunity
+
+    while Opportunity.objects.filter(stage__kind="open").count() < 4:
+        create_opportunity(
+            clean.ravi, name="Acme add-on", account=clean.acme, stage=stage("Qualification"), via="form"
+        )
+    for violation in Violation.objects.filter(status=ViolationStatus.OPEN):
+        waive_violation(clean.ada, violation, "not this test's")
+    deals = list(Opportunity.objects.filter(stage__kind="open").order_by("id"))
+    for deal, amount in zip(deals, (10_000, 50_000, 30_000, 20_000), strict=True):
+        Opportunity.objects.filter(pk=deal.pk).update(amount=Decimal(amount))
+    day = _weekday()
+    _violation(deals[2].owner, severity=1, opportunity=deals[2])
+    _score(day)
+    row = RepScore.objects.get(rep=deals[2].owner, day=day)
+    assert row.points_lost == Decimal("1.2")

@@ -502,7 +502,7 @@ def keep_state(ctx: EvalContext) -> clocks.KeepState:
 
     def keep(cursor: Any, kept_stages: str) -> str:
         stages = _stages_fingerprint(cursor)
-        if kept_stages != stages:
+        if kept_stages != stages or KEPT_STATE not in connection.introspection.table_names(cursor):
             _create_state_table(ctx, cursor, KEPT_STATE, state_sql(ctx, kept=""), temporary=False)
             return stages
         cursor.execute(f"DELETE FROM {KEPT_STATE} WHERE id IN (SELECT id FROM {clocks.CHANGED})")

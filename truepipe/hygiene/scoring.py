@@ -105,8 +105,18 @@ def record_scores(ctx: Any, *, materialised: bool = False) -> None:
             f"INSERT INTO {DEALS_TABLE} (owner_id, n) SELECT owner_id, COUNT(*) FROM {OPEN_TABLE}"
             " WHERE owner_id IS NOT NULL GROUP BY owner_id"
         )
-        cursor.execute(f"SELECT amount FROM {OPEN_TABLE} WHERE amount IS NOT NULL")
-        median = _median([float(row[0]) for row in cursor.fetchall()])
+        if ctx.vendor == "postgresql":
+            # The same median (the mean of the middle two of an even count), sorted by the server:
+            # fetching a million amounts to sort them here took half a second.
+            cursor.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST(amount AS DOUBLE PRECISION))"
+                f" FROM {OPEN_TABLE} WHERE amount IS NOT NULL"
+            )
+            (middle,) = cursor.fetchone()
+            median = None if middle is None else float(middle)
+        else:
+            cursor.execute(f"SELECT amount FROM {OPEN_TABLE} WHERE amount IS NOT NULL")
+            median = _median([float(row[0]) for row in cursor.fetchall()])
         # The per-violation cost, in SQL.
         sev = (
             "CASE severity "
