@@ -380,10 +380,13 @@ def refresh(ctx: EvalContext, keep: KeepState | None = None) -> bool:
             cursor.execute(f"INSERT INTO {CLOCK_TABLE} ({columns}) {clocks_sql(ctx)}")
             recomputed = cursor.rowcount
             kept_stages = ""
+            cursor.execute(f"DROP TABLE IF EXISTS {CHANGED}")
         else:
             recomputed, folded = _refresh_written(ctx, cursor, columns)
         stages = keep(cursor, kept_stages) if keep else ""
-        cursor.execute(f"DROP TABLE IF EXISTS {CHANGED}")
+        # The deals rewritten since the last refresh, as of when, for the night's rules
+        # (`engine.Narrowing`); the caller drops the table.
+        ctx.refreshed_since = None if rebuild else mark
         cursor.execute(f"DELETE FROM {MARK_TABLE}")
         cursor.execute(
             f"INSERT INTO {MARK_TABLE} (as_of, refreshed_at, rebuilt, recomputed, folded, state_stages)"
@@ -450,7 +453,8 @@ def _refresh_written(ctx: EvalContext, cursor: Any, columns: str) -> tuple[int, 
     cursor.execute(f"DELETE FROM {DIRTY_TABLE}")
     cursor.execute(f"DELETE FROM {NEW_TABLE}")
     cursor.execute(f"DROP TABLE IF EXISTS {CHANGED}")
-    cursor.execute(f"CREATE TEMPORARY TABLE {CHANGED} (id BIGINT PRIMARY KEY)")
+    key = "INTEGER PRIMARY KEY" if ctx.vendor == "sqlite" else "BIGINT PRIMARY KEY"  # SQLite: the rowid
+    cursor.execute(f"CREATE TEMPORARY TABLE {CHANGED} (id {key})")
     cursor.execute(
         f"INSERT INTO {CHANGED} (id) SELECT id FROM {SCRATCH} UNION SELECT opportunity_id FROM {FOLD}"
     )

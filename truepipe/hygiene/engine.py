@@ -48,6 +48,7 @@ from truepipe.pipeline.models import Stage, StageKind
 STATE_TABLE = "hy_state"
 # The state kept between nights (`keep_state`): a table of the database, not a temporary one.
 KEPT_STATE = "hygiene_dealstate"
+CHANGED_LIVE = "hy_changed_live"  # a narrowed night's live violations of the deals rewritten
 KEPT_VIEW = "hy_kept"  # the deals of the kept state alive at the evaluated moment
 INCREMENTAL_TABLE = "hy_state_few"
 # SQLite incremental evaluation: the moments and ids a write's statements compare with, bound
@@ -71,6 +72,20 @@ def end_of_day(day: dt.date) -> dt.datetime:
     """The last moment of a day in the organisation's time zone: what `--as-of DAY` means."""
     zone = timezone.get_default_timezone()
     return dt.datetime.combine(day, dt.time.max).replace(tzinfo=zone)
+
+
+@dataclass
+class Narrowing:
+    """A night that follows the last recorded one, with the same policy and the kept state: a rule
+    whose `facts_since` can say so looks only at the deals written since (`changed`) and at those
+    that did not fail as of the last night (`earlier`); the live violations of every other deal
+    are its findings already, and only the written deals' can close."""
+
+    earlier: EvalContext
+    changed: str
+    nothing_changed: bool = False  # no deal rewritten: none of a narrowed rule's violations can close
+    # The live violations of the deals rewritten, looked up once for every narrowed rule.
+    live: str = CHANGED_LIVE
 
 
 @dataclass
@@ -104,6 +119,12 @@ class EvalContext:
     # Full evaluation: the activity clocks come from this cache (`hygiene.clocks`), refreshed
     # for the moment, instead of from every activity.
     clock_table: str | None = None
+    # ... as of when they had been refreshed before (None: rebuilt), the deals rewritten since in
+    # `clocks.CHANGED`; and whether the kept state was rebuilt whole instead.
+    refreshed_since: dt.datetime | None = None
+    kept_rebuilt: bool = False
+    # A night that follows the last one: the rules that can look at fewer deals do (`Narrowing`).
+    narrowing: Narrowing | None = None
 
     @property
     def day(self) -> dt.date:
@@ -502,7 +523,10 @@ def keep_state(ctx: EvalContext) -> clocks.KeepState:
 
     def keep(cursor: Any, kept_stages: str) -> str:
         stages = _stages_fingerprint(cursor)
-        if kept_stages != stages or KEPT_STATE not in connection.introspection.table_names(cursor):
+        ctx.kept_rebuilt = kept_stages != stages or KEPT_STATE not in connection.introspection.table_names(
+            cursor
+        )
+        if ctx.kept_rebuilt:
             _create_state_table(ctx, cursor, KEPT_STATE, state_sql(ctx, kept=""), temporary=False)
             return stages
         cursor.execute(f"DELETE FROM {KEPT_STATE} WHERE id IN (SELECT id FROM {clocks.CHANGED})")
@@ -538,9 +562,12 @@ def materialised_state(ctx: EvalContext, *, cached_clocks: bool = False) -> Iter
     try:
         yield
     finally:
+        ctx.narrowing = None
         with ctx.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {CHANGED_LIVE}")
             drop = f"DROP VIEW IF EXISTS {KEPT_VIEW}" if kept else f"DROP TABLE IF EXISTS {STATE_TABLE}"
             cursor.execute(drop)
+            cursor.execute(f"DROP TABLE IF EXISTS {clocks.CHANGED}")
 
 
 @dataclass
@@ -786,7 +813,7 @@ class Inserted:
         return self.exact and self.found - self.opened == self.live
 
 
-def _insert_new(ctx: EvalContext, rule: Rule, source: str) -> Inserted:
+def _insert_new(ctx: EvalContext, rule: Rule, source: str, *, count: bool = True) -> Inserted:
     """Insert the new failures. On SQLite, count first the rule's live violations and the keys
     found: when they show that every live one was found again, the night need not look for each
     among those found. Its writers queue (IMMEDIATE transactions), so the counts and the insert
@@ -800,7 +827,7 @@ def _insert_new(ctx: EvalContext, rule: Rule, source: str) -> Inserted:
     try:
         with transaction.atomic(), ctx.cursor() as cursor:
             live = found = None
-            if ctx.vendor == "sqlite":
+            if ctx.vendor == "sqlite" and count:
                 cursor.execute("SELECT COUNT(*) FROM hygiene_violation WHERE live AND rule = %s", [rule.key])
                 (live,) = cursor.fetchone()
                 cursor.execute(f"SELECT COUNT(DISTINCT key) FROM {source}")  # from its key's index
@@ -819,11 +846,12 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
     live violations whose key was not found are resolved (state rules) or expire (event rules).
     A violation opened after the moment (a live write's, before a back-fill of earlier days)
     is not this evaluation's to judge: it would close before it opened."""
+    narrowing = ctx.narrowing
+    narrowed = narrowing and rule.facts_since(ctx, narrowing.earlier, narrowing.changed)
     with rule.prepared(ctx), ctx.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {FOUND_TABLE} AS SELECT * FROM ({ctx.sql(rule.facts(ctx))}) f"
-        )
+        facts = ctx.sql(narrowed or rule.facts(ctx))
+        cursor.execute(f"CREATE TEMPORARY TABLE {FOUND_TABLE} AS SELECT * FROM ({facts}) f")
         if ctx.vendor == "sqlite":
             # SQLite answers the NOT EXISTS below by index lookups.
             cursor.execute(f"CREATE INDEX {FOUND_TABLE}_key ON {FOUND_TABLE} (key)")
@@ -835,13 +863,19 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
             # cost of analysing every column.
             cursor.execute(f"ANALYZE {FOUND_TABLE} (key)")
     with transaction.atomic(), ctx.cursor() as cursor:
-        inserted = _insert_new(ctx, rule, FOUND_TABLE)
-        if inserted.nothing_to_close:
+        inserted = _insert_new(ctx, rule, FOUND_TABLE, count=not narrowed)
+        if inserted.nothing_to_close or (narrowed and narrowing and narrowing.nothing_changed):
             cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
             return inserted.opened, 0
         changes, params = _closing(ctx, rule, None)
         candidates = "v.live AND v.rule = %s"
-        if ctx.vendor == "sqlite":
+        if narrowed and narrowing:
+            # Only a rewritten deal's violations can close.
+            candidates = f"""v.id IN (SELECT k.id FROM {narrowing.live} k WHERE k.rule = %s
+                                      AND NOT EXISTS (SELECT 1 FROM {FOUND_TABLE} f WHERE f.key = k.key))
+                             AND {candidates}"""
+            params += [rule.key]
+        elif ctx.vendor == "sqlite":
             # The rule's live keys read from their index alone (a rule's keys are its key and a
             # colon, then the record: in binary order, from "rule:" up to "rule;"), and only the
             # rows to close read from the table: checking the rule and the opening on every live
@@ -972,6 +1006,7 @@ def evaluate(
     # SQLite: the write-ahead log is folded back into the database by a thread beside the night,
     # after each rule's transaction, instead of inside the night's commits (see `core.bulk`).
     with checkpoints_beside() as checkpointer, materialised_state(ctx, cached_clocks=True):
+        ctx.narrowing = _narrowing(ctx, latest)
         committed = checkpointer.after_commit if checkpointer else None
         if committed:
             committed()  # the clocks' refresh
@@ -993,6 +1028,35 @@ def evaluate(
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+def _narrowing(ctx: EvalContext, latest: EvaluationRun | None) -> Narrowing | None:
+    """A night may narrow its rules (`Narrowing`) when it reads the kept state, refreshed from
+    the moment of the last recorded night, which ran to its end with the same policy: the live
+    violations are then that night's findings, and the deals rewritten since are known. A night
+    that crashed after its refresh, a policy edited since, a rebuilt cache: every deal is read."""
+    if (
+        ctx.state != KEPT_VIEW
+        or ctx.kept_rebuilt
+        or ctx.refreshed_since is None
+        or latest is None
+        or latest.as_of != ctx.refreshed_since
+        or latest.policy_version != ctx.policy.version
+    ):
+        return None
+    narrowing = Narrowing(earlier=EvalContext(as_of=latest.as_of, policy=ctx.policy), changed=clocks.CHANGED)
+    with ctx.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {clocks.CHANGED} LIMIT 1")
+        narrowing.nothing_changed = cursor.fetchone() is None
+        cursor.execute(f"DROP TABLE IF EXISTS {narrowing.live}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {narrowing.live} AS SELECT v.id, v.rule, v.key FROM hygiene_violation v"
+            f" WHERE v.opportunity_id IN (SELECT id FROM {clocks.CHANGED}) AND v.live"
+        )
+        cursor.execute(f"CREATE INDEX {narrowing.live}_rule ON {narrowing.live} (rule)")
+        if ctx.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {narrowing.live}")
+    return narrowing
 
 
 def find_all(as_of: dt.datetime, policy: Policy | None = None) -> dict[str, list[Finding]]:

@@ -95,6 +95,16 @@ class Rule:
         """Intermediate columns over the facts (`f`), in layers: each layer may use the previous ones."""
         return []
 
+    def facts_since(self, ctx: EvalContext, earlier: EvalContext, changed: str) -> str | None:
+        """The facts of a night that follows a night as of `earlier`, or None (the rule does not
+        know how): only the failures of the deals in `changed` (a table of ids) and of those
+        that did not fail then.
+
+        For a rule that fails a deal by its state row alone, and once for good as time passes
+        until the row changes (a clock older than a limit, a date passed), every other deal's
+        failure held then already and has its live violation (`engine.narrowing`)."""
+        return None
+
     def presentation(self, ctx: EvalContext) -> dict[str, str]:
         """SQL over `f` (facts plus derived columns) for each of FINDING_COLUMNS (missing: NULL)."""
         raise NotImplementedError

@@ -41,6 +41,13 @@ def stage_days(ctx: EvalContext, by_stage: dict[str, Any], column: str) -> str:
     return f"{column} < CASE LOWER(s.stage_name) {' '.join(cases)} ELSE {limit} END"
 
 
+def failing_since(moment_condition: str, changed: str) -> str:
+    """`facts_since`'s condition over the state (`s`): the deal was written since (in `changed`),
+    or the part of the rule that depends on the moment did not hold at the earlier moment."""
+    # The moment's condition first: most deals are settled by it without looking `changed` up.
+    return f" AND (CASE WHEN {moment_condition} THEN 1 ELSE 0 END = 0 OR s.id IN (SELECT id FROM {changed}))"
+
+
 def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -80,6 +87,21 @@ class StaleRule(Rule):
     fix_minutes = 3
 
     def facts(self, ctx: EvalContext) -> str:
+        return self._facts(ctx)
+
+    def facts_since(self, ctx: EvalContext, earlier: EvalContext, changed: str) -> str | None:
+        if self.params.get("relative_to_cycle"):
+            return None  # a rep's cycle moves with other deals' wins: not the deal's row alone
+        return self._facts(ctx, failing_since(self._stale(earlier), changed))
+
+    def _stale(self, ctx: EvalContext) -> str:
+        """The clock is older than its stage's limit and the deal is not snoozed, at the moment."""
+        return (
+            f"(s.snoozed_until IS NULL OR s.snoozed_until < {ctx.date(ctx.day)})"
+            f" AND {stage_days(ctx, self.params['days'], 's.' + self.clock)}"
+        )
+
+    def _facts(self, ctx: EvalContext, narrowed: str = "") -> str:
         cycle_join, cycle_column, cycle_condition = "", "NULL AS cycle_days", ""
         if self.params.get("relative_to_cycle"):
             factor = float(self.params.get("cycle_factor", 1.0))
@@ -91,8 +113,7 @@ class StaleRule(Rule):
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.{self.clock} AS clock,
                    s.stage_name, s.name, s.created_at, {cycle_column}
             FROM {{state}} s{cycle_join}
-            WHERE {OPEN} AND (s.snoozed_until IS NULL OR s.snoozed_until < {ctx.date(ctx.day)})
-              AND {stage_days(ctx, self.params["days"], "s." + self.clock)}{cycle_condition}"""
+            WHERE {OPEN} AND {self._stale(ctx)}{cycle_condition}{narrowed}"""
 
     def _limits(self) -> tuple[dict[str, float], float]:
         by_stage = self.params["days"]
@@ -208,11 +229,20 @@ class PastDueClose(Rule):
     fix_minutes = 1
 
     def facts(self, ctx: EvalContext) -> str:
+        return self._facts(ctx)
+
+    def facts_since(self, ctx: EvalContext, earlier: EvalContext, changed: str) -> str | None:
+        return self._facts(ctx, failing_since(self._passed(earlier), changed))
+
+    def _passed(self, ctx: EvalContext) -> str:
         cutoff = ctx.day - dt.timedelta(days=int(self.params["grace_days"]))
+        return f"s.close_date < {ctx.date(cutoff)}"
+
+    def _facts(self, ctx: EvalContext, narrowed: str = "") -> str:
         return f"""
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.close_date, s.name
             FROM {{state}} s
-            WHERE {OPEN} AND s.close_date < {ctx.date(cutoff)}"""
+            WHERE {OPEN} AND {self._passed(ctx)}{narrowed}"""
 
     def derived(self, ctx: EvalContext) -> list[dict[str, str]]:
         return [{"d_overdue": day_diff(ctx, ctx.date(ctx.day), "f.close_date")}]
@@ -247,13 +277,24 @@ class NoNextStep(Rule):
     fix_minutes = 1
 
     def facts(self, ctx: EvalContext) -> str:
+        return self._facts(ctx)
+
+    def facts_since(self, ctx: EvalContext, earlier: EvalContext, changed: str) -> str | None:
+        return self._facts(ctx, failing_since(self._lacking(earlier), changed))
+
+    def _lacking(self, ctx: EvalContext) -> str:
         cutoff = ctx.day - dt.timedelta(days=int(self.params["grace_days"]))
+        return (
+            f"(s.next_step IS NULL OR s.next_step = '' OR s.next_step_date IS NULL"
+            f" OR s.next_step_date < {ctx.date(cutoff)})"
+        )
+
+    def _facts(self, ctx: EvalContext, narrowed: str = "") -> str:
         return f"""
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.next_step,
                    s.next_step_date, s.name
             FROM {{state}} s
-            WHERE {OPEN} AND (s.next_step IS NULL OR s.next_step = '' OR s.next_step_date IS NULL
-                              OR s.next_step_date < {ctx.date(cutoff)})"""
+            WHERE {OPEN} AND {self._lacking(ctx)}{narrowed}"""
 
     def presentation(self, ctx: EvalContext) -> dict[str, str]:
         missing = "f.next_step IS NULL OR f.next_step = ''"
