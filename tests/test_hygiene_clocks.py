@@ -387,12 +387,13 @@ def _night_agrees_with_a_dry_run(moment: dt.datetime) -> None:
 
 @pytest.mark.django_db
 def test_night_after_night_the_kept_state_agrees_with_the_state_read_afresh(org):
-    """Between nights Ravi, Rita and Owen move close dates, set next steps behind the services,
-    open and delete deals and snooze one; Ada renames a stage. Each night rewrites only the
-    written deals' kept rows (a probability change is not one of them), a snooze that ended
-    counts again with no write at all, a renamed stage rebuilds the kept state, and every night
-    finds what a dry run from scratch finds."""
+    """Between nights Ravi, Rita and Owen move close dates, set next steps and drop an account
+    behind the services, open and delete deals and snooze one; Ada renames a stage. Each night
+    rewrites only the written deals' kept rows (a probability change is not one of them), a
+    snooze that ended counts again with no write at all, a renamed stage rebuilds the kept
+    state, and every night, narrowed or not, finds what a dry run from scratch finds."""
     _generated_org(org)
+    update_stage(org.ada, stage("Proposal"), {"required_fields": ["account", "amount", "close_date"]})
     first = timezone.now() + dt.timedelta(hours=1)
     evaluate(first)
     assert _mark().state_stages
@@ -406,13 +407,18 @@ def test_night_after_night_the_kept_state_agrees_with_the_state_read_afresh(org)
     )
     Opportunity.objects.filter(pk=stepped.pk).update(next_step="Send the SOW")  # behind the services
     Opportunity.objects.filter(pk=reweighed.pk).update(probability=55)  # not a field the rules read
+    # A Proposal deal loses its account behind the services: the stage requires one.
+    unaccounted = Opportunity.objects.filter(stage=stage("Proposal"), account__isnull=False).exclude(
+        pk__in=[d.pk for d in deals[:5]]
+    )[0]
+    Opportunity.objects.filter(pk=unaccounted.pk).update(account=None)
     delete_opportunity(deleted.owner, deleted, via=Via.FORM)
     created = create_opportunity(
         org.owen, name="Globex expansion", account=org.globex, stage=stage("Qualification"), via=Via.FORM
     )
     snooze_opportunity(snoozed.owner, snoozed, timezone.localdate() + dt.timedelta(days=1), "On leave")
     dirty = set(DirtyDeal.objects.values_list("opportunity_id", flat=True))
-    assert {moved.pk, stepped.pk, deleted.pk, created.pk, snoozed.pk} <= dirty
+    assert {moved.pk, stepped.pk, deleted.pk, created.pk, snoozed.pk, unaccounted.pk} <= dirty
     assert reweighed.pk not in dirty
 
     second = first + dt.timedelta(days=1)
@@ -421,6 +427,7 @@ def test_night_after_night_the_kept_state_agrees_with_the_state_read_afresh(org)
     _night_agrees_with_a_dry_run(second)
     assert not Violation.objects.filter(opportunity=snoozed, rule__startswith="stale_", live=True).exists()
     assert not Violation.objects.filter(opportunity=deleted, live=True).exists()
+    assert Violation.objects.filter(opportunity=unaccounted, rule="missing_stage_fields", live=True).exists()
 
     # Three days on, the snooze has ended: the deal is stale again, though nobody wrote anything.
     third = second + dt.timedelta(days=3)

@@ -79,8 +79,13 @@ SNOOZE_TRIGGERS = (
     "hygiene_snooze_dirty_on_update",
     "hygiene_snooze_dirty_on_delete",
 )
-# The deal's columns the state reads (an update of any other, its probability say, leaves it be).
+# The deal's columns the state reads, and those the missing-fields rule reads from the deal's row
+# (an update of any other, its probability say, leaves it be).
 DEAL_COLUMNS = (
+    "account_id",
+    "competitor",
+    "lost_reason",
+    "source",
     "owner_id",
     "stage_id",
     "amount",

@@ -504,8 +504,9 @@ def _create_state_table(ctx: EvalContext, cursor: Any, table: str, sql: str, *, 
 
 
 def _stages_fingerprint(cursor: Any) -> str:
-    """What the state copies from the stages (kind, order, name), hashed: a change rebuilds it."""
-    cursor.execute('SELECT id, kind, "order", name FROM pipeline_stage ORDER BY id')
+    """What the state copies from the stages (kind, order, name), and the fields they require (a
+    narrowed night trusts last night's missing fields), hashed: a change rebuilds it."""
+    cursor.execute('SELECT id, kind, "order", name, required_fields FROM pipeline_stage ORDER BY id')
     return hashlib.sha256(repr(cursor.fetchall()).encode()).hexdigest()
 
 
@@ -529,8 +530,19 @@ def keep_state(ctx: EvalContext) -> clocks.KeepState:
         if ctx.kept_rebuilt:
             _create_state_table(ctx, cursor, KEPT_STATE, state_sql(ctx, kept=""), temporary=False)
             return stages
-        cursor.execute(f"DELETE FROM {KEPT_STATE} WHERE id IN (SELECT id FROM {clocks.CHANGED})")
-        cursor.execute(f"INSERT INTO {KEPT_STATE} {state_sql(ctx, kept=clocks.CHANGED)}")
+        # Rewritten in place (each row's page written once, where a delete and an insert wrote it
+        # twice); the rows of deals deleted outright are deleted.
+        cursor.execute(
+            f"DELETE FROM {KEPT_STATE} WHERE id IN (SELECT c.id FROM {clocks.CHANGED} c"
+            " WHERE NOT EXISTS (SELECT 1 FROM pipeline_opportunity o WHERE o.id = c.id))"
+        )
+        columns = connection.introspection.get_table_description(cursor, KEPT_STATE)
+        updates = ", ".join(f'"{c.name}" = excluded."{c.name}"' for c in columns if c.name != "id")
+        # The WHERE clause keeps SQLite from reading the ON CONFLICT as a join constraint.
+        cursor.execute(
+            f"INSERT INTO {KEPT_STATE} SELECT * FROM ({state_sql(ctx, kept=clocks.CHANGED)}) r WHERE TRUE"
+            f" ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
         return stages
 
     return keep

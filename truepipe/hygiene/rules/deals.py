@@ -354,6 +354,14 @@ class MissingStageFields(Rule):
         }
 
     def facts(self, ctx: EvalContext) -> str:
+        return self._facts(ctx)
+
+    def facts_since(self, ctx: EvalContext, earlier: EvalContext, changed: str) -> str | None:
+        # Nothing here moves with time: only a deal written since can fail or pass anew (a change
+        # to the stages' requirements rebuilds the kept state, and the night is not narrowed).
+        return self._facts(ctx, f" AND s.id IN (SELECT id FROM {changed})")
+
+    def _facts(self, ctx: EvalContext, narrowed: str = "") -> str:
         required = self.requirements(ctx)
         fields = sorted({name for names in required.values() for name in names})
         conditions = " OR ".join(
@@ -365,7 +373,7 @@ class MissingStageFields(Rule):
             SELECT '{self.key}:o' || s.id AS key, s.id, s.owner_id, s.amount, s.name, s.stage_id,
                    s.stage_name{flags}
             FROM {{state}} s JOIN pipeline_opportunity o ON o.id = s.id
-            WHERE {OPEN} AND ({conditions or "1 = 0"})"""
+            WHERE {OPEN} AND ({conditions or "1 = 0"}){narrowed}"""
 
     def presentation(self, ctx: EvalContext) -> dict[str, str]:
         required = self.requirements(ctx)
