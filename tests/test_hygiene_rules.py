@@ -190,6 +190,23 @@ def test_working_days_without_an_update_before_the_cut_off_are_missed(org, rita_
 
 
 @pytest.mark.django_db
+def test_a_missed_day_counts_the_deals_open_long_before_it_with_those_opened_lately(org, rita_week):
+    """Two more of Rita's deals have been open for a quarter, long before the days looked at
+    (counted per rep in one group), besides the one she opened a month ago (read one by one)."""
+    for name in ("Old renewal", "Old upsell"):
+        create_opportunity(
+            org.rita,
+            name=name,
+            stage=stage("Prospecting"),
+            via=Via.FORM,
+            at=_at(rita_week - dt.timedelta(days=90), 9),
+        )
+    missed = _missed(_at(rita_week + dt.timedelta(days=4), 20))
+    tuesday = missed[f"missed_daily_update:r{org.rita.pk}:{(rita_week + dt.timedelta(days=1)).isoformat()}"]
+    assert tuesday.evidence["open_deals"] == 3
+
+
+@pytest.mark.django_db
 def test_a_day_of_captured_mail_alone_is_still_a_missed_update(org, rita_week):
     """Rita's mail was captured all Tuesday morning, but she updated nothing herself."""
     from truepipe.activities.services import log_captured
