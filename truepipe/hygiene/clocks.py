@@ -447,8 +447,14 @@ def _refresh_written(ctx: EvalContext, cursor: Any, columns: str) -> tuple[int, 
     folded = int(cursor.fetchone()[0])
     if analyse:
         cursor.execute(f"ANALYZE {FOLD}")
-    cursor.execute(f"DELETE FROM {CLOCK_TABLE} WHERE opportunity_id IN (SELECT opportunity_id FROM {FOLD})")
-    cursor.execute(f"INSERT INTO {CLOCK_TABLE} ({columns}) SELECT {columns} FROM {FOLD}")
+    # Rewritten in place (a delete then an insert wrote each row's page twice; PostgreSQL's delete
+    # had read the whole cache to find them).
+    names = [name.strip() for name in columns.split(",") if name.strip() != "opportunity_id"]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names)
+    cursor.execute(
+        f"INSERT INTO {CLOCK_TABLE} ({columns}) SELECT {columns} FROM {FOLD} WHERE TRUE"
+        f" ON CONFLICT (opportunity_id) DO UPDATE SET {updates}"
+    )
     # The others read afresh from every activity and history row.
     cursor.execute(f"DELETE FROM {CLOCK_TABLE} WHERE opportunity_id IN (SELECT id FROM {SCRATCH})")
     cursor.execute(
