@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from truepipe.core.models import Via
 from truepipe.hygiene import clocks
 from truepipe.hygiene.engine import KEPT_STATE, EvalContext, evaluate, find_all, state_sql
 from truepipe.hygiene.models import DealClockMark, DirtyDeal, NewActivity, Violation, ViolationStatus
-from truepipe.hygiene.policy import current_policy
+from truepipe.hygiene.policy import current_policy, publish_policy
 from truepipe.hygiene.services import snooze_opportunity
 from truepipe.pipeline.models import Opportunity, OpportunityChange
 from truepipe.pipeline.services import (
@@ -472,3 +473,65 @@ def test_a_kept_state_dropped_by_hand_is_built_again_the_next_night(org):
     evaluate(later)
 
     _kept_state_agrees(later)
+
+
+def _quiet_renewal(org) -> Opportunity:
+    """Ravi's Proposal renewal, two months old, last touched by a call ten days ago."""
+    deal = org.ravi_open
+    Opportunity.objects.filter(pk=deal.pk).update(created_at=timezone.now() - dt.timedelta(days=60))
+    log_activity(
+        org.ravi,
+        kind=ActivityKind.CALL,
+        subject="Call",
+        opportunity=deal,
+        via=Via.FORM,
+        occurred_at=timezone.now() - dt.timedelta(days=10),
+        logged_at=timezone.now() - dt.timedelta(days=10),
+    )
+    return deal
+
+
+@pytest.mark.django_db
+def test_a_night_after_the_policy_changed_reads_every_deal(org):
+    """Ten days without a touch is fine for Proposal under the default 14. Ada tightens it to 7:
+    the next night cannot trust the last one's findings, and Ravi's renewal is stale at once,
+    though nothing was written on it."""
+    deal = _quiet_renewal(org)
+    evaluate(timezone.now())
+    assert not Violation.objects.filter(opportunity=deal, rule="stale_touch", live=True).exists()
+
+    document = copy.deepcopy(current_policy().document)
+    document["rules"]["stale_touch"]["params"]["days"] = {"default": 7}
+    publish_policy(org.ada, document, note="tighter")
+    evaluate(timezone.now() + dt.timedelta(minutes=1))
+
+    assert Violation.objects.filter(opportunity=deal, rule="stale_touch", live=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_night_after_one_that_crashed_once_its_clocks_were_refreshed_reads_every_deal(org, settings):
+    """A night refreshed the clocks and the kept state, taking the day's marks, then crashed before
+    its run was recorded. Ravi had set his next step meanwhile (with the write's own evaluation
+    off): the next night cannot know his deal changed from the marks, so it reads every deal, and
+    resolves his violation."""
+    from truepipe.hygiene.engine import materialised_state
+
+    noon = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    evaluate(noon)
+    fixed = Violation.objects.get(opportunity=org.ravi_open, rule="no_next_step", live=True)
+    settings.TRUEPIPE_INCREMENTAL_EVALUATION = False
+    update_opportunity(
+        org.ravi,
+        org.ravi_open,
+        {"next_step": "Send the SOW", "next_step_date": noon.date() + dt.timedelta(days=3)},
+        via=Via.FORM,
+    )
+    crashed = EvalContext(as_of=noon + dt.timedelta(minutes=1), policy=current_policy())
+    with materialised_state(crashed, cached_clocks=True):
+        pass  # the rules never ran
+    assert not DirtyDeal.objects.exists()
+
+    evaluate(noon + dt.timedelta(minutes=2))
+
+    fixed.refresh_from_db()
+    assert (fixed.live, fixed.status) == (False, ViolationStatus.RESOLVED)
