@@ -641,16 +641,22 @@ def _live_sql(ctx: EvalContext) -> str:
     # One SELECT per kind of record, each read through its own index, joined by UNION: written as
     # one WHERE with an OR (an activity write binds deals and activities), SQLite scanned every
     # violation of the organisation (a second per logged activity at 3 million violations).
+    # A write of activities alone runs a few rules: only theirs are read (a deal's are found in
+    # `violation_live_deal_idx` alone, without reading its other rules' rows).
+    rules = ""
+    if ctx.activities_only or ctx.captured_only:
+        keys = sorted(rule.key for rule in ctx.policy.rules if _in_scope(ctx, rule))
+        rules = f" AND rule IN ({', '.join(ctx.literal(key) for key in keys) or 'NULL'})"
     parts = []
     if ctx.opportunity_ids is not None:
         parts.append(
             "SELECT rule, key, id FROM hygiene_violation"
-            f" WHERE live AND opportunity_id IS NOT NULL{ctx.ids('opportunity_id')}"
+            f" WHERE live AND opportunity_id IS NOT NULL{ctx.ids('opportunity_id')}{rules}"
         )
     if ctx.activity_ids is not None:
         parts.append(
             "SELECT rule, key, id FROM hygiene_violation"
-            f" WHERE live AND activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')}"
+            f" WHERE live AND activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')}{rules}"
         )
     return " UNION ".join(parts)
 
