@@ -799,6 +799,60 @@ def test_an_activity_write_reads_its_live_violations_by_index_even_when_most_vio
 
 
 @pytest.mark.django_db
+def test_a_capture_batch_reads_only_its_rules_live_violations_and_from_an_index_alone(org):
+    """Captured mail re-runs two rules on each batch's 2,000 deals: their live violations come
+    from `violation_live_deal_idx` without reading a row, and the other rules' are not read."""
+    from django.db import connection
+
+    from truepipe.hygiene.engine import _in_scope, _live, _live_sql, prepare_incremental
+
+    deal = org.ravi_open
+    evaluate(timezone.now() + dt.timedelta(days=60))  # untouched for two months: stale, and more
+    live = {v.rule: v for v in Violation.objects.filter(opportunity=deal, live=True)}
+    ctx = EvalContext(
+        as_of=timezone.now(),
+        policy=current_policy(),
+        opportunity_ids=[deal.pk],
+        activities_only=True,
+        captured_only=True,
+    )
+    ctx.bound = True
+    prepare_incremental(ctx)
+    in_scope = {rule.key for rule in ctx.policy.rules if _in_scope(ctx, rule)}
+    assert "stale_touch" in live and set(live) - in_scope  # live violations of other rules too
+
+    stale_rule = next(rule for rule in ctx.policy.rules if rule.key == "stale_touch")
+    assert _live(ctx, stale_rule) == {live["stale_touch"].key: live["stale_touch"].pk}
+    assert set(ctx.live_in_scope or {}) == {"stale_touch"}  # the other rules' were never read
+
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + _live_sql(ctx))
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "COVERING INDEX violation_live_deal_idx" in plan, plan
+
+
+@pytest.mark.django_db
+def test_the_daily_update_check_finds_a_reps_own_updates_through_an_index_capture_never_writes(org):
+    """`activity_owner_logged_idx` holds only what people logged (capture's thousands an hour skip
+    it), and the missed-daily check's question matches its condition, so it is still read."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's plans over a test's few rows say nothing about the index")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM auth_user w WHERE NOT EXISTS (SELECT 1 FROM"
+            " activities_activity a WHERE a.owner_id = w.id AND a.logged_at >= '2026-01-01'"
+            f" AND a.logged_at < '2026-01-02' AND {not_captured('a.source')})"
+        )
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "activity_owner_logged_idx" in plan, plan
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'activity_owner_logged_idx'")
+        assert "WHERE" in cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
 def test_on_postgresql_a_large_incremental_batch_analyses_its_scratch_tables_and_a_small_one_does_not(org):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
