@@ -84,6 +84,62 @@ def test_the_triage_list_offers_the_most_recently_active_deal_first(org, acme_bu
         assert CapturedItem.objects.get(subject=subject).candidates == [recent.pk, older.pk]
 
 
+def test_in_one_batch_each_persons_mail_goes_to_the_deals_they_see(org, acme_buyer):
+    """Ravi and Rita each have an open deal at Acme, and Rita one at Initech; their manager Maya
+    sees all three; Owen, on another team, none. One batch holds a mail to Bea from each of them,
+    and Maya's to Initech's buyer."""
+    from decimal import Decimal
+
+    from tests.conftest import stage
+    from truepipe.accounts.services import create_account
+    from truepipe.capture.ingest import Ingest
+    from truepipe.capture.sources import from_bytes
+    from truepipe.core.models import Via
+    from truepipe.pipeline.services import create_opportunity
+
+    def deal(account, name):  # type: ignore[no-untyped-def]
+        return create_opportunity(
+            None,
+            owner=org.rita,
+            name=name,
+            account=account,
+            stage=stage("Proposal"),
+            amount=Decimal(9000),
+            close_date=org.ravi_open.close_date,
+            via=Via.FORM,
+        )
+
+    acme_pilot = deal(org.acme, "Acme pilot")
+    initech = create_account(org.rita, name="Initech", domains=["initech.example"], via=Via.FORM)
+    initech_rollout = deal(initech, "Initech rollout")
+    mails = [(person, "bea@acme.example") for person in (org.ravi, org.rita, org.maya, org.owen)]
+    mails.append((org.maya, "ivy@initech.example"))
+    Ingest().run(
+        from_bytes(
+            message(f"{person.username}@truepipe.test", to, f"{person.username} to {to}").as_bytes(),
+            source="file",
+            origin=person.username,
+            owner_id=person.pk,
+        )
+        for person, to in mails
+    )
+
+    def item(name: str, to: str = "bea@acme.example") -> CapturedItem:
+        return CapturedItem.objects.get(subject=f"{name} to {to}")
+
+    assert item("ravi").activity.opportunity == org.ravi_open  # not Rita's, at the same account
+    assert item("rita").activity.opportunity == acme_pilot
+    assert item("maya").status == ItemStatus.TRIAGE
+    assert set(item("maya").candidates) == {org.ravi_open.pk, acme_pilot.pk}
+    assert item("maya", "ivy@initech.example").activity.opportunity == initech_rollout
+    owen = item("owen")
+    assert (owen.status, owen.activity.opportunity, owen.activity.account) == (
+        ItemStatus.LOGGED,
+        None,
+        org.acme,
+    )
+
+
 def test_a_reply_follows_the_deal_of_the_thread(org, acme_buyer, request):
     first = message("ravi@truepipe.test", "bea@acme.example", "Proposal")
     capture(first)

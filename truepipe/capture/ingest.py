@@ -325,7 +325,6 @@ class Ingest:
             )
         )
         self._remember_threads(plans)
-        names = {a: n for plan in plans for n, a in plan.item.participants}
         proposals: dict[str, tuple[int, int | None, str, dt.datetime | None]] = {}
         accounts_of: dict[int, set[int]] = {}
         for index, plan in enumerate(plans):
@@ -344,12 +343,9 @@ class Ingest:
                 account_id = domain_accounts.get(domain_of(address))
                 if account_id is not None:
                     accounts.add(account_id)
-                    proposals[address] = (
-                        account_id,
-                        plan.owner_id,
-                        names.get(address, ""),
-                        plan.item.occurred_at,
-                    )
+                    # The name the message gave (its last mention, as a map of every address kept).
+                    name = next((n for n, a in reversed(plan.item.participants) if a == address), "")
+                    proposals[address] = (account_id, plan.owner_id, name, plan.item.occurred_at)
             plan.contacts = ids
             accounts_of[index] = accounts
         self._choose_deals(plans, accounts_of)
@@ -425,7 +421,20 @@ class Ingest:
         recency: dict[int, tuple[Any, int]] = {}
         by_account: dict[int | None, list[tuple[int, int]]] = {}
         deal_account: dict[int, tuple[int | None, int]] = {}
-        for pk, account_id, owner_id, updated_at in set(found):  # the two lookups may overlap
+        # A plan looks only at its accounts' deals within its owner's sight: when every sight is a
+        # short list, the other rows (most of them: other reps' deals at the same accounts) are
+        # passed over here instead of filed (filing them cost as much as the lookup).
+        wanted: set[tuple[int | None, int]] | None = None
+        sights = [scope for scope in scopes if scope is not None]
+        if len(sights) == len(scopes):
+            pairs = list(zip(indexes, sights, strict=True))
+            if sum(len(accounts_of[i]) * len(sight) for i, sight in pairs) <= 100_000:
+                wanted = {(a, o) for i, sight in pairs for a in accounts_of[i] for o in sight}
+        for pk, account_id, owner_id, updated_at in found:
+            if pk in deal_account:
+                continue  # the two lookups may overlap
+            if wanted is not None and (account_id, owner_id) not in wanted and pk not in threaded:
+                continue
             by_account.setdefault(account_id, []).append((pk, owner_id))
             deal_account[pk] = (account_id, owner_id)
             recency[pk] = (updated_at, pk)
