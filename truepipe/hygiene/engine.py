@@ -641,8 +641,10 @@ def _live_sql(ctx: EvalContext) -> str:
     # One SELECT per kind of record, each read through its own index, joined by UNION: written as
     # one WHERE with an OR (an activity write binds deals and activities), SQLite scanned every
     # violation of the organisation (a second per logged activity at 3 million violations).
-    # A write of activities alone runs a few rules: only theirs are read (a deal's are found in
-    # `violation_live_deal_idx` alone, without reading its other rules' rows).
+    # A write of activities alone runs a few rules: only their deals' violations are read (found
+    # in `violation_live_deal_idx` alone, without reading the other rules' rows). Not in the
+    # activities' branch: there SQLite took the rules for the better index and read every live
+    # violation of those rules (a quarter of a second per logged call at 2.5 million).
     rules = ""
     if ctx.activities_only or ctx.captured_only:
         keys = sorted(rule.key for rule in ctx.policy.rules if _in_scope(ctx, rule))
@@ -656,7 +658,7 @@ def _live_sql(ctx: EvalContext) -> str:
     if ctx.activity_ids is not None:
         parts.append(
             "SELECT rule, key, id FROM hygiene_violation"
-            f" WHERE live AND activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')}{rules}"
+            f" WHERE live AND activity_id IS NOT NULL{ctx.ids('activity_id', 'activity')}"
         )
     return " UNION ".join(parts)
 
