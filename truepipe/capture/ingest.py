@@ -52,7 +52,7 @@ from truepipe.core.errors import ServiceError
 from truepipe.core.models import Via
 from truepipe.core.permissions import require_assignable
 from truepipe.core.visibility import open_deal_owners
-from truepipe.pipeline.models import StageKind
+from truepipe.pipeline.models import Stage, StageKind
 
 # Public mail services: an address there says nothing about which company a person is from.
 FREE_MAIL = frozenset(
@@ -182,6 +182,7 @@ class Ingest:
         self._users: dict[int, Any] = {}
         self._scopes: dict[int, set[int] | None] = {}
         self._proposals: dict[str, tuple[int, int | None, str, dt.datetime | None]] = {}
+        self._open_stages: list[int] | None = None
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -402,11 +403,14 @@ class Ingest:
         threaded = {
             d for keys in keys_of.values() for k in keys if (d := self._thread_deals.get(k)) is not None
         }
-        # Two lookups by index (an OR of the two would scan every deal).
+        # Two lookups by index (an OR of the two would scan every deal). The open stages are named
+        # (read once per run): joined to the stages, SQLite probed each account once per stage.
+        if self._open_stages is None:
+            self._open_stages = sorted(Stage.objects.filter(kind=StageKind.OPEN).values_list("pk", flat=True))
+        stages = ", ".join(str(int(pk)) for pk in self._open_stages) or "NULL"
         query = (
             "SELECT o.id, o.account_id, o.owner_id, o.updated_at FROM pipeline_opportunity o"
-            " JOIN pipeline_stage s ON s.id = o.stage_id"
-            " WHERE o.deleted_at IS NULL AND s.kind = %s AND "
+            f" WHERE o.deleted_at IS NULL AND o.stage_id IN ({stages}) AND "
         )
         # Only the deals someone in this batch may see (reps: their own), when that is a short list.
         scopes = [self._scopes[plans[i].owner_id] for i in indexes]  # type: ignore[index]
@@ -414,8 +418,8 @@ class Ingest:
             owners = sorted(set().union(*scopes))  # type: ignore[arg-type]
             if len(owners) <= 2000:
                 query += f"o.owner_id IN ({', '.join(str(int(pk)) for pk in owners) or 'NULL'}) AND "
-        found = select_in(query + "o.account_id IN ({in})", accounts, (StageKind.OPEN.value,))
-        found += select_in(query + "o.id IN ({in})", threaded, (StageKind.OPEN.value,))
+        found = select_in(query + "o.account_id IN ({in})", accounts)
+        found += select_in(query + "o.id IN ({in})", threaded)
         # Most recently active first, for a plan with several candidates (sorting every deal of
         # the batch instead took as long as the lookup).
         recency: dict[int, tuple[Any, int]] = {}
