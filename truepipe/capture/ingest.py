@@ -182,7 +182,6 @@ class Ingest:
         self._users: dict[int, Any] = {}
         self._scopes: dict[int, set[int] | None] = {}
         self._proposals: dict[str, tuple[int, int | None, str, dt.datetime | None]] = {}
-        self._open_stages: list[int] | None = None
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -404,10 +403,10 @@ class Ingest:
             d for keys in keys_of.values() for k in keys if (d := self._thread_deals.get(k)) is not None
         }
         # Two lookups by index (an OR of the two would scan every deal). The open stages are named
-        # (read once per run): joined to the stages, SQLite probed each account once per stage.
-        if self._open_stages is None:
-            self._open_stages = sorted(Stage.objects.filter(kind=StageKind.OPEN).values_list("pk", flat=True))
-        stages = ", ".join(str(int(pk)) for pk in self._open_stages) or "NULL"
+        # (read for each batch: a long import sees a stage opened or closed meanwhile): joined to
+        # the stages instead, SQLite probed each account once per stage.
+        open_stages = Stage.objects.filter(kind=StageKind.OPEN).values_list("pk", flat=True)
+        stages = ", ".join(str(int(pk)) for pk in sorted(open_stages)) or "NULL"
         query = (
             "SELECT o.id, o.account_id, o.owner_id, o.updated_at FROM pipeline_opportunity o"
             f" WHERE o.deleted_at IS NULL AND o.stage_id IN ({stages}) AND "
