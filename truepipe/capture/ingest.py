@@ -343,7 +343,7 @@ class Ingest:
                 account_id = domain_accounts.get(domain_of(address))
                 if account_id is not None:
                     accounts.add(account_id)
-                    # The name the message gave (its last mention, as a map of every address kept).
+                    # The name this message gives the address (its last mention of it).
                     name = next((n for n, a in reversed(plan.item.participants) if a == address), "")
                     proposals[address] = (account_id, plan.owner_id, name, plan.item.occurred_at)
             plan.contacts = ids
