@@ -104,6 +104,33 @@ def test_the_database_url_selects_postgresql_or_a_tuned_sqlite(monkeypatch, tmp_
         truepipe_settings.database_config()
 
 
+def test_a_sqlite_database_is_read_through_a_memory_map_unless_turned_off(
+    monkeypatch, tmp_path, django_db_blocker
+):
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    monkeypatch.delenv("TRUEPIPE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(truepipe_settings, "TRUEPIPE_HOME", tmp_path)
+
+    def mapped_bytes() -> int:
+        db = DatabaseWrapper({**connections.settings["default"], **truepipe_settings.database_config()})
+        with django_db_blocker.unblock():
+            try:
+                with db.cursor() as cursor:
+                    cursor.execute("PRAGMA mmap_size")
+                    return cursor.fetchone()[0]
+            finally:
+                db.close()
+
+    assert mapped_bytes() > 1 << 30  # the default asks for 64 GiB; SQLite grants up to its limit
+    monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", "0")
+    assert mapped_bytes() == 0
+    monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", "a lot")
+    with pytest.raises(ImproperlyConfigured, match="TRUEPIPE_SQLITE_MMAP_MB"):
+        truepipe_settings.database_config()
+
+
 def test_the_health_endpoint_reports_the_database(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
