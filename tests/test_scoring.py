@@ -132,25 +132,49 @@ def test_the_team_score_is_the_mean_of_its_reps(clean):
     assert rows[("ravi", False)].high == 1
 
 
+def _score_as_the_night_does(day: dt.date) -> None:
+    """Scores read from the state the night keeps between nights (`engine.keep_state`)."""
+    from truepipe.hygiene.engine import KEPT_VIEW, materialised_state
+
+    ctx = EvalContext(as_of=end_of_day(day), policy=current_policy())
+    with materialised_state(ctx, cached_clocks=True):
+        assert ctx.state == KEPT_VIEW
+        scoring.record_scores(ctx, materialised=True)
+
+
 @pytest.mark.django_db
-def test_a_deal_level_violation_weighs_its_deals_amount_against_the_median_open_amount(clean):
-    """Four deals are open: 10k, 20k, 30k and 50k, a median of 25k (the mean of the middle two,
-    on either database). A low-severity violation on the 30k deal costs 30/25 = 1.2 points."""
+@pytest.mark.parametrize("scored", [_score, _score_as_the_night_does], ids=["state computed", "state kept"])
+@pytest.mark.parametrize(
+    ("amounts", "points"),
+    [
+        # 10k, 20k, 30k and 50k: a median of 25k, the mean of the middle two: 30/25 = 1.2 points.
+        ((10_000, 50_000, 30_000, 20_000), "1.2"),
+        # 10k, 20k, 24k, 30k and 50k: the middle one, 24k: 30/24 = 1.25 points.
+        ((10_000, 50_000, 30_000, 20_000, 24_000), "1.25"),
+    ],
+    ids=["even count", "odd count"],
+)
+def test_a_deal_level_violation_weighs_its_deals_amount_against_the_median_open_amount(
+    clean, scored, amounts, points
+):
+    """A low-severity violation on the 30k deal costs its amount over the median open amount, on
+    either database, whether the state is computed for the day or read where the night keeps it."""
     from tests.conftest import stage
     from truepipe.pipeline.models import Opportunity
     from truepipe.pipeline.services import create_opportunity
 
-    while Opportunity.objects.filter(stage__kind="open").count() < 4:
+    while Opportunity.objects.filter(stage__kind="open").count() < len(amounts):
         create_opportunity(
             clean.ravi, name="Acme add-on", account=clean.acme, stage=stage("Qualification"), via="form"
         )
     for violation in Violation.objects.filter(status=ViolationStatus.OPEN):
         waive_violation(clean.ada, violation, "not this test's")
     deals = list(Opportunity.objects.filter(stage__kind="open").order_by("id"))
-    for deal, amount in zip(deals, (10_000, 50_000, 30_000, 20_000), strict=True):
+    assert len(deals) == len(amounts)
+    for deal, amount in zip(deals, amounts, strict=True):
         Opportunity.objects.filter(pk=deal.pk).update(amount=Decimal(amount))
     day = _weekday()
     _violation(deals[2].owner, severity=1, opportunity=deals[2])
-    _score(day)
+    scored(day)
     row = RepScore.objects.get(rep=deals[2].owner, day=day)
-    assert row.points_lost == Decimal("1.2")
+    assert row.points_lost == Decimal(points)
