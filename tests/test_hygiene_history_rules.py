@@ -224,3 +224,55 @@ def test_looking_back_at_a_day_gives_the_same_findings_after_everything_was_fixe
         )
     after = {rule: {f.key for f in found} for rule, found in find_all(day_x).items()}
     assert after == before
+
+
+@pytest.mark.django_db
+def test_night_after_night_old_swings_leave_their_periods_though_nobody_writes_again(org):
+    """Ravi's close date slipped twice 50 days ago, another deal's amount doubled 25 days ago five
+    days before its close, and a third went back a stage 20 days ago. A night looks again only at
+    the deals written since the last one and at those whose changes left a rule's period since:
+    as each change grows older than its period (90, 30 and 30 days), the next night closes its
+    violation, with no write to the deal, and every night finds what a dry run finds."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from truepipe.hygiene.engine import evaluate
+    from truepipe.hygiene.models import Violation
+
+    slippery = deal(org, "Slippery")
+    update(org, slippery, 5, close_date=at(0).date() + dt.timedelta(days=45))
+    update(org, slippery, 10, close_date=at(0).date() + dt.timedelta(days=50))
+    swing = deal(org, "Swing")
+    update(org, swing, 35, amount=Decimal("20000"))
+    backslide = deal(org, "Backslide")
+    update(org, backslide, 40, stage=stage("Qualification"))
+    now = timezone.now() + dt.timedelta(hours=1)
+
+    def night(moment: dt.datetime) -> tuple[set[str], list[str]]:
+        with CaptureQueriesContext(connection) as captured:
+            evaluate(moment)
+        live = set(Violation.objects.filter(live=True).values_list("key", flat=True))
+        assert live == {f.key for findings in find_all(moment).values() for f in findings}
+        return live, [q["sql"] for q in captured.captured_queries]
+
+    def has(live: set[str]) -> tuple[bool, bool, bool]:
+        return (
+            f"close_pushed:o{slippery.pk}" in live,
+            f"amount_changed:o{swing.pk}" in live,
+            f"stage_regressed:o{backslide.pk}" in live,
+        )
+
+    live, _ = night(now)
+    assert has(live) == (True, True, True)
+    live, statements = night(now + dt.timedelta(days=7))  # the swing is 32 days old
+    assert has(live) == (True, False, True)
+    # Narrowed: the amount rule read the changes of the deals whose changes slid out of its period.
+    assert any(
+        "UNION SELECT c.opportunity_id FROM pipeline_opportunitychange c WHERE c.field = 'amount'" in sql
+        for sql in statements
+    )
+    live, _ = night(now + dt.timedelta(days=12))  # the step back is 32 days old
+    assert has(live) == (True, False, False)
+    live, _ = night(now + dt.timedelta(days=41))  # the last push is 91 days old
+    assert has(live) == (False, False, False)
+    assert Violation.objects.get(key=f"close_pushed:o{slippery.pk}").status == "resolved"

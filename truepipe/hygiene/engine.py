@@ -79,7 +79,8 @@ class Narrowing:
     """A night that follows the last recorded one, with the same policy and the kept state: a rule
     whose `facts_since` can say so looks only at the deals written since (`changed`) and at those
     that did not fail as of the last night (`earlier`); the live violations of every other deal
-    are its findings already, and only the written deals' can close."""
+    are its findings already, and only the written deals' can close, with those of the deals a
+    rule over a period names as slid out of it since (`Rule.slid_since`)."""
 
     earlier: EvalContext
     changed: str
@@ -504,9 +505,12 @@ def _create_state_table(ctx: EvalContext, cursor: Any, table: str, sql: str, *, 
 
 
 def _stages_fingerprint(cursor: Any) -> str:
-    """What the state copies from the stages (kind, order, name), and the fields they require (a
-    narrowed night trusts last night's missing fields), hashed: a change rebuilds it."""
-    cursor.execute('SELECT id, kind, "order", name, required_fields FROM pipeline_stage ORDER BY id')
+    """What the state copies from the stages (kind, order, name), the fields they require and
+    whether they are active (a narrowed night trusts last night's missing fields and skipped
+    stages), hashed: a change rebuilds it."""
+    cursor.execute(
+        'SELECT id, kind, "order", name, required_fields, is_active FROM pipeline_stage ORDER BY id'
+    )
     return hashlib.sha256(repr(cursor.fetchall()).encode()).hexdigest()
 
 
@@ -868,6 +872,12 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
     is not this evaluation's to judge: it would close before it opened."""
     narrowing = ctx.narrowing
     narrowed = narrowing and rule.facts_since(ctx, narrowing.earlier, narrowing.changed)
+    slid = narrowed and narrowing and rule.slid_since(ctx, narrowing.earlier)
+    if slid:
+        with ctx.cursor() as cursor:  # most nights a period slides past a few deals' changes; some, none
+            cursor.execute(f"SELECT 1 FROM ({slid}) s LIMIT 1")
+            if cursor.fetchone() is None:
+                slid = None
     with rule.prepared(ctx), ctx.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
         facts = ctx.sql(narrowed or rule.facts(ctx))
@@ -884,17 +894,23 @@ def reconcile_in_sql(ctx: EvalContext, rule: Rule) -> tuple[int, int]:
             cursor.execute(f"ANALYZE {FOUND_TABLE} (key)")
     with transaction.atomic(), ctx.cursor() as cursor:
         inserted = _insert_new(ctx, rule, FOUND_TABLE, count=not narrowed)
-        if inserted.nothing_to_close or (narrowed and narrowing and narrowing.nothing_changed):
+        if inserted.nothing_to_close or (narrowed and narrowing and narrowing.nothing_changed and not slid):
             cursor.execute(f"DROP TABLE IF EXISTS {FOUND_TABLE}")
             return inserted.opened, 0
         changes, params = _closing(ctx, rule, None)
         candidates = "v.live AND v.rule = %s"
         if narrowed and narrowing:
-            # Only a rewritten deal's violations can close.
+            # Only a rewritten deal's violations can close, and those of the deals whose changes
+            # left the rule's period since (read by deal: one list of ids, no OR for the planners).
+            also = ""
+            if slid:
+                also = f"""UNION ALL SELECT k.id FROM hygiene_violation k
+                           WHERE k.opportunity_id IN ({slid}) AND k.rule = %s AND k.live"""
             candidates = f"""v.id IN (SELECT k.id FROM {narrowing.live} k WHERE k.rule = %s
-                                      AND NOT EXISTS (SELECT 1 FROM {FOUND_TABLE} f WHERE f.key = k.key))
+                                      AND NOT EXISTS (SELECT 1 FROM {FOUND_TABLE} f WHERE f.key = k.key)
+                                      {also})
                              AND {candidates}"""
-            params += [rule.key]
+            params += [rule.key, rule.key] if slid else [rule.key]
         elif ctx.vendor == "sqlite":
             # The rule's live keys read from their index alone (a rule's keys are its key and a
             # colon, then the record: in binary order, from "rule:" up to "rule;"), and only the

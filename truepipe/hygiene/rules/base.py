@@ -105,6 +105,12 @@ class Rule:
         failure held then already and has its live violation (`engine.narrowing`)."""
         return None
 
+    def slid_since(self, ctx: EvalContext, earlier: EvalContext) -> str | None:
+        """With `facts_since`: SQL of the ids of the deals whose verdict may have changed since
+        `earlier` with no write to them (a period that slid), whose live violations may close
+        too; None when only the written deals' can."""
+        return None
+
     def presentation(self, ctx: EvalContext) -> dict[str, str]:
         """SQL over `f` (facts plus derived columns) for each of FINDING_COLUMNS (missing: NULL)."""
         raise NotImplementedError

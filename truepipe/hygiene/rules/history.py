@@ -67,8 +67,39 @@ def as_of(ctx: EvalContext) -> str:
     return ctx.literal(ctx.as_of.isoformat())
 
 
+class SlidingWindow(Rule):
+    """A rule over one field's changes within a period up to the moment (`period_days`).
+
+    A night that follows the last one (`engine.Narrowing`) reconsiders only the deals written
+    since then and those with a change of the field that has left the period since: every other
+    deal has the same changes in its period as then, and so the same verdict. (A new change
+    marks its deal written; the period only slides.)"""
+
+    window_field: ClassVar[str]
+
+    def window_facts(self, ctx: EvalContext, reconsidered: str) -> str:
+        """The facts, the field's changes read only for the deals `reconsidered` names (an SQL
+        condition on `c.opportunity_id`; empty: every deal)."""
+        raise NotImplementedError
+
+    def facts(self, ctx: EvalContext) -> str:
+        return self.window_facts(ctx, "")
+
+    def slid_since(self, ctx: EvalContext, earlier: EvalContext) -> str | None:
+        days = self.params["period_days"]
+        return (
+            f"SELECT c.opportunity_id FROM {CHANGES} c WHERE c.field = '{self.window_field}'"
+            f" AND c.changed_at > {earlier.ts(window_start(earlier, days))}"
+            f" AND c.changed_at <= {ctx.ts(window_start(ctx, days))}"
+        )
+
+    def facts_since(self, ctx: EvalContext, earlier: EvalContext, changed: str) -> str | None:
+        slid = self.slid_since(ctx, earlier)
+        return self.window_facts(ctx, f" AND c.opportunity_id IN (SELECT id FROM {changed} UNION {slid})")
+
+
 @register
-class ClosePushed(Rule):
+class ClosePushed(SlidingWindow):
     key = "close_pushed"
     title = "Close date keeps slipping"
     explanation = (
@@ -78,6 +109,7 @@ class ClosePushed(Rule):
     default_severity = 2
     default_params: ClassVar[dict[str, Any]] = {"times": 2, "days": 30, "period_days": 90}
     fix_minutes = 3
+    window_field = "close_date"
 
     def pushes(self, ctx: EvalContext) -> str:
         """SQL condition: change `c` pushed the close date later within the period."""
@@ -88,7 +120,7 @@ class ClosePushed(Rule):
             f" AND c.changed_at > {start} AND c.changed_at <= {ctx.ts(ctx.as_of)}"
         )
 
-    def facts(self, ctx: EvalContext) -> str:
+    def window_facts(self, ctx: EvalContext, reconsidered: str) -> str:
         pushed = day_diff(ctx, "c.new_value", "c.old_value")
         # The pushes themselves are read (by `history`) only for the violations that open.
         return f"""
@@ -98,7 +130,7 @@ class ClosePushed(Rule):
             JOIN (
                 SELECT c.opportunity_id, COUNT(*) AS pushes, SUM({pushed}) AS days_pushed
                 FROM {CHANGES} c
-                WHERE {self.pushes(ctx)}{ctx.ids("c.opportunity_id")}
+                WHERE {self.pushes(ctx)}{ctx.ids("c.opportunity_id")}{reconsidered}
                 GROUP BY c.opportunity_id
             ) p ON p.opportunity_id = s.id
             WHERE {OPEN} AND (p.pushes >= {int(self.params["times"])}
@@ -147,7 +179,7 @@ class ClosePushed(Rule):
 
 
 @register
-class AmountChanged(Rule):
+class AmountChanged(SlidingWindow):
     key = "amount_changed"
     title = "Amount swung near close"
     explanation = (
@@ -157,8 +189,9 @@ class AmountChanged(Rule):
     default_severity = 2
     default_params: ClassVar[dict[str, Any]] = {"percent": 25, "days": 14, "period_days": 30}
     fix_minutes = 2
+    window_field = "amount"
 
-    def facts(self, ctx: EvalContext) -> str:
+    def window_facts(self, ctx: EvalContext, reconsidered: str) -> str:
         start = ctx.ts(window_start(ctx, self.params["period_days"]))
         at = ctx.ts(ctx.as_of)
         old, new = ctx.cast("c.old_value", "num"), ctx.cast("c.new_value", "num")
@@ -196,6 +229,7 @@ class AmountChanged(Rule):
                             WHERE c.field = 'amount' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
                               AND c.old_value <> '' AND c.new_value <> ''
                               AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
+                              {reconsidered}
                             {ctx.fence}
                         ) c
                         WHERE c.old_amount > 0
@@ -248,16 +282,17 @@ class AmountChanged(Rule):
         }
 
 
-class StageMoveRule(Rule):
+class StageMoveRule(SlidingWindow):
     """Stage changes within a period, with the old and new stage's order; subclasses pick the bad ones."""
 
     default_severity = 2
     fix_minutes = 2
+    window_field = "stage"
 
     def condition(self, ctx: EvalContext) -> str:
         raise NotImplementedError
 
-    def facts(self, ctx: EvalContext) -> str:
+    def window_facts(self, ctx: EvalContext, reconsidered: str) -> str:
         start = ctx.ts(window_start(ctx, self.params["period_days"]))
         at = ctx.ts(ctx.as_of)
         old_id, new_id = ctx.cast("c.old_value", "int"), ctx.cast("c.new_value", "int")
@@ -277,7 +312,7 @@ class StageMoveRule(Rule):
                 JOIN pipeline_stage ns ON ns.id = {new_id}
                 WHERE c.field = 'stage' AND c.old_value IS NOT NULL AND c.new_value IS NOT NULL
                   AND c.changed_at > {start} AND c.changed_at <= {at}{ctx.ids("c.opportunity_id")}
-                  AND {self.condition(ctx)}
+                  {reconsidered} AND {self.condition(ctx)}
             ) m ON m.opportunity_id = s.id AND m.rn = 1
             WHERE {OPEN}"""
 
