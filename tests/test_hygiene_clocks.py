@@ -535,3 +535,18 @@ def test_a_night_after_one_that_crashed_once_its_clocks_were_refreshed_reads_eve
 
     fixed.refresh_from_db()
     assert (fixed.live, fixed.status) == (False, ViolationStatus.RESOLVED)
+
+
+@pytest.mark.django_db
+def test_a_history_value_corrected_by_hand_marks_its_deal_for_the_next_night(org):
+    """An operator corrects the amount a history row says Ravi's deal was changed to: the night
+    looks at that deal again (the history rules over a period keep the verdict of a deal nobody
+    wrote to), on either database."""
+    deal = org.ravi_open
+    update_opportunity(org.ravi, deal, {"amount": Decimal("64000")}, via=Via.FORM)
+    evaluate(timezone.now() + dt.timedelta(minutes=1))  # the triggers in place, the marks taken
+    assert not DirtyDeal.objects.filter(opportunity_id=deal.pk).exists()
+
+    OpportunityChange.objects.filter(opportunity=deal, field="amount").update(new_value="46000")
+
+    assert DirtyDeal.objects.filter(opportunity_id=deal.pk).exists()

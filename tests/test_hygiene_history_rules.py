@@ -276,3 +276,19 @@ def test_night_after_night_old_swings_leave_their_periods_though_nobody_writes_a
     live, _ = night(now + dt.timedelta(days=41))  # the last push is 91 days old
     assert has(live) == (False, False, False)
     assert Violation.objects.get(key=f"close_pushed:o{slippery.pk}").status == "resolved"
+
+
+def test_a_period_counts_elapsed_days_so_a_local_moment_and_the_same_moment_in_utc_agree():
+    """A night as of the end of a Berlin day in December, and the same moment as read back from
+    the database in UTC (how the next night sees it): their 90-day periods start at the same
+    instant, though a change of daylight saving time lies between."""
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from truepipe.hygiene.rules.history import window_start
+
+    local = dt.datetime(2024, 12, 10, 23, 59, 59, tzinfo=ZoneInfo("Europe/Berlin"))
+    in_utc = local.astimezone(dt.UTC)
+    starts = [window_start(SimpleNamespace(as_of=moment), 90) for moment in (local, in_utc)]  # type: ignore[arg-type]
+    assert starts[0] == starts[1] == in_utc - dt.timedelta(days=90)
+    assert starts[0].utcoffset() == dt.timedelta(0)

@@ -123,7 +123,11 @@ def test_a_sqlite_database_is_read_through_a_memory_map_unless_turned_off(
             finally:
                 db.close()
 
-    assert mapped_bytes() > 1 << 30  # the default asks for 64 GiB; SQLite grants up to its limit
+    import sqlite3
+
+    if "MAX_MMAP_SIZE=0" in {row[0] for row in sqlite3.connect(":memory:").execute("PRAGMA compile_options")}:
+        pytest.skip("this SQLite was built without memory maps")
+    assert mapped_bytes() > 0  # the default asks for 64 GiB; SQLite grants up to its build's limit
     monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", "0")
     assert mapped_bytes() == 0
     monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", "a lot")

@@ -140,7 +140,11 @@ _SQLITE_TRIGGERS = [
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_dirty_on_delete AFTER DELETE ON {ACTIVITY_TABLE}
         WHEN OLD.opportunity_id IS NOT NULL
         BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (OLD.opportunity_id); END""",
-    *_sqlite_deal_marks(CHANGE_TRIGGERS, CHANGE_TABLE, "OF opportunity_id, field, changed_at "),
+    # Any column the rules read (a corrected value too: the history rules over a period trust a
+    # deal nobody wrote to keep its verdict).
+    *_sqlite_deal_marks(
+        CHANGE_TRIGGERS, CHANGE_TABLE, "OF opportunity_id, field, old_value, new_value, changed_at "
+    ),
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_deal_dirty_on_insert AFTER INSERT ON {DEAL_TABLE}
         BEGIN INSERT OR IGNORE INTO {DIRTY_TABLE} (opportunity_id) VALUES (NEW.id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS hygiene_deal_dirty_on_update

@@ -56,7 +56,10 @@ def as_text(ctx: EvalContext, expression: str) -> str:
 
 
 def window_start(ctx: EvalContext, days: Any) -> dt.datetime:
-    return ctx.as_of - dt.timedelta(days=float(days))
+    """The moment `days` whole days of elapsed time before the evaluated one: counted in UTC, so
+    a night as of a local moment and the same moment read back from the database (in UTC) agree
+    across a change of daylight saving time (a narrowed night compares the two)."""
+    return ctx.as_of.astimezone(dt.UTC) - dt.timedelta(days=float(days))
 
 
 # The columns every deal rule's presentation shares.
