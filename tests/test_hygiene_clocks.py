@@ -550,3 +550,16 @@ def test_a_history_value_corrected_by_hand_marks_its_deal_for_the_next_night(org
     OpportunityChange.objects.filter(opportunity=deal, field="amount").update(new_value="46000")
 
     assert DirtyDeal.objects.filter(opportunity_id=deal.pk).exists()
+
+
+@pytest.mark.django_db
+def test_retiring_a_stage_rebuilds_the_kept_state_so_the_next_night_reads_every_deal(org):
+    """The skipped-stages rule counts the active stages between two: Ada retiring one changes
+    what a narrowed night would have trusted, so the kept state's fingerprint changes with it."""
+    evaluate(timezone.now() + dt.timedelta(minutes=1))
+    before = _mark().state_stages
+    update_stage(org.ada, stage("Negotiation"), {"is_active": False})
+
+    evaluate(timezone.now() + dt.timedelta(minutes=2))
+
+    assert _mark().state_stages != before

@@ -130,9 +130,10 @@ def test_a_sqlite_database_is_read_through_a_memory_map_unless_turned_off(
     assert mapped_bytes() > 0  # the default asks for 64 GiB; SQLite grants up to its build's limit
     monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", "0")
     assert mapped_bytes() == 0
-    monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", "a lot")
-    with pytest.raises(ImproperlyConfigured, match="TRUEPIPE_SQLITE_MMAP_MB"):
-        truepipe_settings.database_config()
+    for bad in ("a lot", "-1"):
+        monkeypatch.setenv("TRUEPIPE_SQLITE_MMAP_MB", bad)
+        with pytest.raises(ImproperlyConfigured, match="TRUEPIPE_SQLITE_MMAP_MB"):
+            truepipe_settings.database_config()
 
 
 def test_the_health_endpoint_reports_the_database(client, db):

@@ -146,6 +146,9 @@ def database_config() -> dict[str, Any]:
     except ValueError as exc:
         raise ImproperlyConfigured(f"TRUEPIPE_DATABASE_URL is not a database URL: {exc}") from exc
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        mmap_mb = env_int("TRUEPIPE_SQLITE_MMAP_MB", 65536)
+        if mmap_mb < 0:
+            raise ImproperlyConfigured("TRUEPIPE_SQLITE_MMAP_MB must be 0 (off) or more, not a negative size")
         # WAL lets readers run beside the single writer; IMMEDIATE takes the write lock
         # at BEGIN so two writers queue on busy_timeout instead of failing mid-transaction.
         config["OPTIONS"] = {
@@ -158,7 +161,7 @@ def database_config() -> dict[str, Any]:
                 # own cache each: random look-ups (a deal by its id, a change by its deal) took
                 # half the time. SQLite caps the size at its build's maximum (2 GiB for Python's);
                 # the pages after that are read as before. 0 turns it off.
-                f"PRAGMA mmap_size={env_int('TRUEPIPE_SQLITE_MMAP_MB', 65536) * 1048576};"
+                f"PRAGMA mmap_size={mmap_mb * 1048576};"
             ),
         }
         config["CONN_MAX_AGE"] = 0 if config["NAME"] == ":memory:" else config["CONN_MAX_AGE"]
