@@ -188,6 +188,60 @@ def test_captured_mail_is_never_a_logging_lag_violation(org, acme_buyer):
     assert not Violation.objects.filter(rule="logging_lag").exists()
 
 
+def test_a_capture_batch_is_evaluated_at_once_up_to_captures_own_limit_not_that_of_other_writes(
+    org, monkeypatch
+):
+    """Capture writes in large batches (only the touch rules run for them), so a batch larger than
+    an import's may be is still evaluated as it is written; one past capture's own limit waits for
+    the night, as a large import does. Here the limits are 2 (other writes) and 5 (capture)."""
+    from tests.conftest import stage
+    from truepipe.accounts.services import create_account, create_contact
+    from truepipe.capture.ingest import Ingest
+    from truepipe.capture.sources import from_bytes
+    from truepipe.core.models import Via
+    from truepipe.hygiene import incremental
+    from truepipe.hygiene.engine import evaluate
+    from truepipe.hygiene.models import Violation
+    from truepipe.pipeline.services import create_opportunity
+
+    monkeypatch.setattr(incremental, "MAX_INCREMENTAL_BATCH", 2)
+    monkeypatch.setattr(incremental, "MAX_CAPTURED_BATCH", 5)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
+    deals = {}
+    for name in ("Initech", "Hooli"):
+        domain = f"{name.lower()}.example"
+        account = create_account(org.ravi, name=name, domains=[domain], via=Via.FORM, at=long_ago)
+        create_contact(
+            org.ravi, first_name="Buyer", account=account, emails=[f"buyer@{domain}"], via=Via.FORM
+        )
+        deals[name] = create_opportunity(
+            org.ravi,
+            name=f"{name} fleet",
+            account=account,
+            stage=stage("Qualification"),
+            via=Via.FORM,
+            at=long_ago,
+        )
+    evaluate()
+
+    def stale(name):
+        return Violation.objects.filter(rule="stale_touch", opportunity=deals[name], live=True).exists()
+
+    def batch(domain, count):
+        mails = [message("ravi@truepipe.test", f"buyer@{domain}", f"{domain} note {n}") for n in range(count)]
+        Ingest(batch=10).run(from_bytes(m.as_bytes(), source="file", origin=str(m["Subject"])) for m in mails)
+
+    batch("initech.example", 3)
+    batch("hooli.example", 6)
+
+    assert Activity.objects.filter(opportunity=deals["Initech"]).count() == 3
+    assert Activity.objects.filter(opportunity=deals["Hooli"]).count() == 6
+    assert not stale("Initech")
+    assert stale("Hooli")
+    evaluate(timezone.now() + dt.timedelta(minutes=1))
+    assert not stale("Hooli")
+
+
 def test_the_rainmakers_captured_mail_is_a_customer_touch_but_not_an_update_of_his_deal(org):
     """Three clocks, never confused: capture keeps the touch clock honest without hiding that
     nobody has updated the deal; a call Ravi logs by hand is an update."""

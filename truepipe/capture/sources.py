@@ -25,7 +25,9 @@ EMAIL = "email"  # ActivityKind.EMAIL
 # An mbox at least this large is parsed by a helper process while this one writes.
 PARALLEL_BYTES = 8 * 1024 * 1024
 CHUNK = 1000
-AHEAD = 3  # chunks the helper may parse ahead of the caller
+# Chunks the helper may parse ahead of the caller: a whole batch of `Ingest` (ingest.BATCH) and
+# two more, so it parses the next batch while the caller writes this one.
+AHEAD = 12
 
 
 def incoming(parsed: ParsedMessage, *, source: str, origin: str, owner_id: int | None = None) -> Incoming:

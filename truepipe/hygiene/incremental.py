@@ -20,6 +20,9 @@ from truepipe.core.hooks import WriteEvent, on_write
 BACKDATED = dt.timedelta(minutes=10)
 # Batches larger than this (imports, big bulk edits) wait for the next full evaluation.
 MAX_INCREMENTAL_BATCH = 2000
+# Capture's batches (capture.ingest.BATCH) may be larger: only the customer-touch rules run for
+# them, over the deals they touched, and a large mailbox goes in faster in fewer transactions.
+MAX_CAPTURED_BATCH = 10_000
 
 
 def enabled() -> bool:
@@ -30,7 +33,8 @@ def enabled() -> bool:
 def evaluate_after_write(event: WriteEvent) -> None:
     if not enabled() or event.kind not in ("opportunity", "activity"):
         return
-    if abs(timezone.now() - event.at) > BACKDATED or len(event.object_ids) > MAX_INCREMENTAL_BATCH:
+    limit = MAX_CAPTURED_BATCH if event.extra.get("captured") else MAX_INCREMENTAL_BATCH
+    if abs(timezone.now() - event.at) > BACKDATED or len(event.object_ids) > limit:
         return
     from truepipe.hygiene.engine import Resolution, evaluate_records
 
