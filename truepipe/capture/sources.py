@@ -10,6 +10,7 @@ import datetime as dt
 import gc
 import multiprocessing
 import os
+import pickle
 import queue
 import threading
 from collections.abc import Generator, Iterator
@@ -28,6 +29,7 @@ CHUNK = 1000
 # Chunks the helper may parse ahead of the caller: a whole batch of `Ingest` (ingest.BATCH) and
 # two more, so it parses the next batch while the caller writes this one.
 AHEAD = 12
+PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 def incoming(parsed: ParsedMessage, *, source: str, origin: str, owner_id: int | None = None) -> Incoming:
@@ -155,23 +157,27 @@ def _parse_file(path: str, source: str, owner_id: int | None, sender: Any) -> No
 
     def send() -> None:
         while True:
-            chunk = ready.get()
+            chunk, last = ready.get()
             try:
-                sender.send(chunk)
+                sender.send_bytes(chunk)
             except OSError:  # the caller is gone
                 return
-            if chunk is None or isinstance(chunk, tuple):
+            if last:
                 return
 
     sending = threading.Thread(target=send, daemon=True)
     sending.start()
+    # Pickled here, as each chunk is parsed: pickled by the sending thread, a chunk waited for the
+    # parsing thread to let go of the interpreter while the caller waited for it.
     try:
         for first, chunk in _chunks(Path(path)):
-            ready.put(parse_chunk(Path(path).name, source, owner_id, first, chunk))
+            ready.put(
+                (pickle.dumps(parse_chunk(Path(path).name, source, owner_id, first, chunk), PROTOCOL), False)
+            )
     except Exception as exc:  # noqa: BLE001 - reported to the caller, which parses the rest itself
-        ready.put(("failed", f"{type(exc).__name__}: {exc}"))
+        ready.put((pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"), PROTOCOL), True))
     else:
-        ready.put(None)
+        ready.put((pickle.dumps(None, PROTOCOL), True))
     sending.join()
 
 
@@ -230,7 +236,7 @@ def _from_helper(path: Path, source: str, owner_id: int | None) -> Generator[Inc
     try:
         while True:
             try:
-                items = receiver.recv()
+                items = pickle.loads(receiver.recv_bytes())
             except (EOFError, OSError):
                 return received  # it died
             if items is None:
