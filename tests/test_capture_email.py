@@ -188,6 +188,30 @@ def test_captured_mail_is_never_a_logging_lag_violation(org, acme_buyer):
     assert not Violation.objects.filter(rule="logging_lag").exists()
 
 
+def test_a_long_run_writes_a_small_first_batch_then_full_ones_and_logs_everything_once(
+    org, acme_buyer, monkeypatch
+):
+    """The writer starts on a small first batch while the rest is still being parsed; every
+    message is logged once whatever the batch it fell in."""
+    from truepipe.capture import ingest
+    from truepipe.capture.sources import from_bytes
+
+    monkeypatch.setattr(ingest, "FIRST_BATCH", 2)
+    mails = [message("ravi@truepipe.test", "bea@acme.example", f"Note {n}") for n in range(12)]
+    batches: list[int] = []
+
+    report = ingest.Ingest(batch=5).run(
+        (from_bytes(m.as_bytes(), source="file", origin=str(m["Subject"])) for m in mails),
+        progress=batches.append,
+    )
+
+    assert batches == [2, 5, 5]
+    assert report.counts["logged"] == 12
+    assert sorted(
+        Activity.objects.filter(subject__startswith="Note ").values_list("subject", flat=True)
+    ) == sorted(f"Note {n}" for n in range(12))
+
+
 def test_a_capture_batch_is_evaluated_at_once_up_to_captures_own_limit_not_that_of_other_writes(
     org, monkeypatch
 ):

@@ -65,6 +65,9 @@ FREE_MAIL = frozenset(
 # each batch rewrites the pages of the ledger's and the activities' indexes it touches, and a
 # batch of 2,000 already touches most of them.
 BATCH = 10_000
+# The first batch is smaller: the writer starts on it while the helper process (capture.sources)
+# parses the rest, instead of waiting for a whole batch (a large mailbox went in 4% faster).
+FIRST_BATCH = 3000
 
 
 @dataclass
@@ -193,7 +196,9 @@ class Ingest:
         """`after_batch(chunk)`, if given, runs inside each batch's transaction (a source's read position)."""
         iterator: Iterator[Incoming] = iter(items)
         with no_cyclic_gc(), checkpoints_beside() as checkpointer:
-            while chunk := list(islice(iterator, self.batch)):
+            size = min(self.batch, FIRST_BATCH)
+            while chunk := list(islice(iterator, size)):
+                size = self.batch
                 self.report.seen += len(chunk)
                 if after_batch is None:
                     self._chunk(chunk)
