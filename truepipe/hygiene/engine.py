@@ -654,7 +654,16 @@ def _live_sql(ctx: EvalContext) -> str:
         keys = sorted(rule.key for rule in ctx.policy.rules if _in_scope(ctx, rule))
         rules = f" AND rule IN ({', '.join(ctx.literal(key) for key in keys) or 'NULL'})"
     parts = []
-    if ctx.opportunity_ids is not None:
+    if ctx.opportunity_ids is not None and ctx.bound and ctx.vendor == "postgresql":
+        # Deal by deal from the index (the fence keeps the nested loop): for a capture batch's
+        # 8,000 deals, PostgreSQL had hashed them and read the rules' every live violation instead
+        # (a million index entries, a fifth of a second per batch).
+        parts.append(
+            f"SELECT v.rule, v.key, v.id FROM {IDS_TABLE} i CROSS JOIN LATERAL ("
+            f"SELECT rule, key, id FROM hygiene_violation WHERE live AND opportunity_id = i.id{rules}"
+            f"{ctx.fence}) v WHERE i.kind = 'o'"
+        )
+    elif ctx.opportunity_ids is not None:
         parts.append(
             "SELECT rule, key, id FROM hygiene_violation"
             f" WHERE live AND opportunity_id IS NOT NULL{ctx.ids('opportunity_id')}{rules}"
