@@ -188,6 +188,32 @@ def test_captured_mail_is_never_a_logging_lag_violation(org, acme_buyer):
     assert not Violation.objects.filter(rule="logging_lag").exists()
 
 
+def quiet_deal(org, account_name: str, buyer: str):  # type: ignore[no-untyped-def]
+    """Ravi's deal at a new account (its domain the buyer's), untouched for ninety days and evaluated."""
+    from tests.conftest import stage
+    from truepipe.accounts.services import create_account, create_contact
+    from truepipe.core.models import Via
+    from truepipe.hygiene.engine import evaluate
+    from truepipe.pipeline.services import create_opportunity
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
+    domain = buyer.rpartition("@")[2]
+    account = create_account(org.ravi, name=account_name, domains=[domain], via=Via.FORM, at=long_ago)
+    create_contact(
+        org.ravi, first_name=buyer.partition("@")[0].title(), account=account, emails=[buyer], via=Via.FORM
+    )
+    deal = create_opportunity(
+        org.ravi,
+        name=f"{account_name} fleet",
+        account=account,
+        stage=stage("Qualification"),
+        via=Via.FORM,
+        at=long_ago,
+    )
+    evaluate()
+    return deal
+
+
 def test_a_long_run_writes_a_small_first_batch_then_full_ones_and_logs_everything_once(
     org, acme_buyer, monkeypatch
 ):
@@ -218,35 +244,15 @@ def test_a_capture_batch_is_evaluated_at_once_up_to_captures_own_limit_not_that_
     """Capture writes in large batches (only the touch rules run for them), so a batch larger than
     an import's may be is still evaluated as it is written; one past capture's own limit waits for
     the night, as a large import does. Here the limits are 2 (other writes) and 5 (capture)."""
-    from tests.conftest import stage
-    from truepipe.accounts.services import create_account, create_contact
     from truepipe.capture.ingest import Ingest
     from truepipe.capture.sources import from_bytes
-    from truepipe.core.models import Via
     from truepipe.hygiene import incremental
     from truepipe.hygiene.engine import evaluate
     from truepipe.hygiene.models import Violation
-    from truepipe.pipeline.services import create_opportunity
 
     monkeypatch.setattr(incremental, "MAX_INCREMENTAL_BATCH", 2)
     monkeypatch.setattr(incremental, "MAX_CAPTURED_BATCH", 5)
-    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
-    deals = {}
-    for name in ("Initech", "Hooli"):
-        domain = f"{name.lower()}.example"
-        account = create_account(org.ravi, name=name, domains=[domain], via=Via.FORM, at=long_ago)
-        create_contact(
-            org.ravi, first_name="Buyer", account=account, emails=[f"buyer@{domain}"], via=Via.FORM
-        )
-        deals[name] = create_opportunity(
-            org.ravi,
-            name=f"{name} fleet",
-            account=account,
-            stage=stage("Qualification"),
-            via=Via.FORM,
-            at=long_ago,
-        )
-    evaluate()
+    deals = {name: quiet_deal(org, name, f"buyer@{name.lower()}.example") for name in ("Initech", "Hooli")}
 
     def stale(name):
         return Violation.objects.filter(rule="stale_touch", opportunity=deals[name], live=True).exists()
@@ -269,26 +275,12 @@ def test_a_capture_batch_is_evaluated_at_once_up_to_captures_own_limit_not_that_
 def test_the_rainmakers_captured_mail_is_a_customer_touch_but_not_an_update_of_his_deal(org):
     """Three clocks, never confused: capture keeps the touch clock honest without hiding that
     nobody has updated the deal; a call Ravi logs by hand is an update."""
-    from tests.conftest import stage
-    from truepipe.accounts.services import create_account, create_contact
     from truepipe.activities.services import log_activity
     from truepipe.core.models import Via
     from truepipe.hygiene.engine import evaluate
     from truepipe.hygiene.models import Violation
-    from truepipe.pipeline.services import create_opportunity
 
-    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
-    initech = create_account(org.ravi, name="Initech", domains=["initech.example"], via=Via.FORM, at=long_ago)
-    create_contact(org.ravi, first_name="Gil", account=initech, emails=["gil@initech.example"], via=Via.FORM)
-    deal = create_opportunity(
-        org.ravi,
-        name="Initech fleet",
-        account=initech,
-        stage=stage("Qualification"),
-        via=Via.FORM,
-        at=long_ago,
-    )
-    evaluate()
+    deal = quiet_deal(org, "Initech", "gil@initech.example")
 
     def live(rule):
         return Violation.objects.filter(rule=rule, opportunity=deal, live=True).exists()
